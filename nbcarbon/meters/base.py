@@ -45,7 +45,9 @@ class Channel:
         if self.method not in METHOD_KIND:
             raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
         if self.attribution not in ("machine", "process"):
-            raise ValueError(f"attribution must be 'machine' or 'process', not {self.attribution!r}")
+            raise ValueError(
+                f"attribution must be 'machine' or 'process', not {self.attribution!r}"
+            )
 
 
 class Meter(ABC):
@@ -72,7 +74,14 @@ class Meter(ABC):
         """
         return None
 
-    def close(self) -> None:
+    def background(self) -> None:  # noqa: B027 (an optional hook: most meters need no upkeep)
+        """Slow upkeep the sampler thread does between reads, e.g. listing child processes.
+
+        Never called on the cell's path, so :meth:`read` can stay cheap by using what this
+        method prepared. The default has nothing to do.
+        """
+
+    def close(self) -> None:  # noqa: B027 (an optional hook: models hold nothing)
         """Release what the meter holds (file handles, library sessions). Reads after close fail."""
 
 
@@ -93,15 +102,25 @@ class WrappingCounter:
         self.wraps = 0
         self.resets = 0
 
-    def update(self, raw: int) -> float:
-        """Feed the counter's current raw value; returns the total joules so far."""
+    def update(self, raw: int, max_delta_raw: float | None = None) -> float:
+        """Feed the counter's current raw value; returns the total joules so far.
+
+        ``max_delta_raw`` is the most the counter can plausibly have advanced since the last
+        value (the caller knows the elapsed time and a power ceiling). A backwards step whose
+        wrap-corrected delta exceeds it is a reset (suspend, driver reload), not a wrap: counting
+        it as a wrap would add up to a whole range of energy that was never used.
+        """
         delta = raw - self._last_raw
         if delta < 0:
             if self._range_raw is not None and raw <= self._range_raw:
                 # The counter wraps to 0 after max_energy_range; adding the range is exact to
                 # within one hardware energy unit (RAPL's is about 15 uJ), as Linux's own tools do.
                 delta += self._range_raw
-                self.wraps += 1
+                if max_delta_raw is not None and delta > max_delta_raw:
+                    self.resets += 1
+                    delta = 0
+                else:
+                    self.wraps += 1
             else:
                 self.resets += 1
                 delta = 0

@@ -1,0 +1,239 @@
+"""The footprint record (schema 1): pure data and pure arithmetic, no hardware and no IPython.
+
+Energy per device in joules is the measured truth; CO2e is derived from it with the PUE and the
+region's intensity, so :meth:`Footprint.repriced` can price the same energy for another grid at
+any time without touching the measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .errors import RecordError
+from .meters.base import COMPONENTS, METHOD_KIND, Channel
+from .sampler import Reading
+
+SCHEMA = 1
+STATUSES = ("ok", "error", "interrupted")
+J_PER_KWH = 3.6e6
+
+
+def co2e_g(energy_j: float, pue: float, g_per_kwh: float) -> float:
+    """Grams of CO2e for ``energy_j`` of IT energy in a facility of ``pue`` on a grid of ``g_per_kwh``."""
+    return energy_j / J_PER_KWH * pue * g_per_kwh
+
+
+@dataclass(frozen=True)
+class Component:
+    """The energy of one component of one device over the window, and how it was obtained."""
+
+    component: str
+    device: str
+    method: str
+    energy_j: float
+    mean_power_w: float
+
+    @property
+    def kind(self) -> str:
+        """``measured``, ``sampled`` or ``estimated``: what the readout says about this number."""
+        return METHOD_KIND[self.method]
+
+
+@dataclass(frozen=True)
+class PricedRegion:
+    """The region a record is priced in, as stored in the record (``chosen_by`` says why this one)."""
+
+    code: str
+    name: str
+    g_per_kwh: float
+    year: int | None
+    source: str
+    basis: str
+    chosen_by: str
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One measured window (a cell, a ``track()`` block): the record embedded in notebooks."""
+
+    id: str
+    cell_id: str | None
+    label: str | None
+    execution_count: int | None
+    started_at: str
+    duration_s: float
+    status: str
+    components: tuple[Component, ...]
+    energy_j: float
+    pue: float
+    region: PricedRegion
+    co2e_g: float
+    attribution: str
+    warnings: tuple[str, ...] = ()
+    nbcarbon_version: str = ""
+    kind: str = "cell"
+    schema: int = SCHEMA
+
+    def repriced(self, region: PricedRegion | None = None, pue: float | None = None) -> "Footprint":
+        """The same energy priced for another region and/or PUE; the measurement is untouched."""
+        region = region or self.region
+        pue = self.pue if pue is None else pue
+        return replace(
+            self, region=region, pue=pue, co2e_g=co2e_g(self.energy_j, pue, region.g_per_kwh)
+        )
+
+    def energy_by_component(self) -> dict[str, float]:
+        """Joules per component name (cpu, dram, gpu, memory), summed over devices."""
+        out: dict[str, float] = {}
+        for c in self.components:
+            out[c.component] = out.get(c.component, 0.0) + c.energy_j
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of SPEC section 4, with lists where the dataclass holds tuples."""
+        d = asdict(self)
+        d["components"] = [asdict(c) for c in self.components]
+        d["warnings"] = list(self.warnings)
+        order = ("schema", "kind", "id", "cell_id", "label", "execution_count", "started_at",
+                 "duration_s", "status", "components", "energy_j", "pue", "region", "co2e_g",
+                 "attribution", "warnings", "nbcarbon_version")
+        return {k: d[k] for k in order}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Footprint":
+        """Validate a record read from a notebook; raise :class:`RecordError` saying what is wrong.
+
+        Unknown extra fields are ignored (a newer nbcarbon may add some); a missing or mistyped
+        field, or a schema newer than this one, is an error.
+        """
+        if not isinstance(d, Mapping):
+            raise RecordError(f"a record must be a JSON object, not {type(d).__name__}")
+        schema = d.get("schema")
+        if type(schema) is not int:
+            raise RecordError("record has no integer 'schema' field")
+        if schema > SCHEMA:
+            raise RecordError(
+                f"record has schema {schema}, newer than this nbcarbon understands ({SCHEMA}); "
+                "upgrade nbcarbon to read it"
+            )
+        if d.get("kind") != "cell":
+            raise RecordError(f"record kind must be 'cell', not {d.get('kind')!r}")
+        region = _region_from(_field(d, "region", Mapping))
+        comps = tuple(_component_from(c) for c in _field(d, "components", list))
+        status = _field(d, "status", str)
+        if status not in STATUSES:
+            raise RecordError(f"record status must be one of {STATUSES}, not {status!r}")
+        warnings = _field(d, "warnings", list)
+        if not all(isinstance(w, str) for w in warnings):
+            raise RecordError("record 'warnings' must be a list of strings")
+        execution_count = _field(d, "execution_count", int, optional=True)
+        return cls(
+            id=_field(d, "id", str),
+            cell_id=_field(d, "cell_id", str, optional=True),
+            label=_field(d, "label", str, optional=True),
+            execution_count=execution_count,
+            started_at=_field(d, "started_at", str),
+            duration_s=_number(d, "duration_s"),
+            status=status,
+            components=comps,
+            energy_j=_number(d, "energy_j"),
+            pue=_number(d, "pue"),
+            region=region,
+            co2e_g=_number(d, "co2e_g"),
+            attribution=_field(d, "attribution", str),
+            warnings=tuple(warnings),
+            nbcarbon_version=str(d.get("nbcarbon_version", "")),
+        )
+
+
+def _field(d: Mapping[str, Any], name: str, kind: type, optional: bool = False) -> Any:
+    if name not in d:
+        raise RecordError(f"record is missing the field {name!r}")
+    value = d[name]
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RecordError(f"record field {name!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _number(d: Mapping[str, Any], name: str) -> float:
+    value = _field(d, name, (int, float))  # type: ignore[arg-type]
+    if isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise RecordError(f"record field {name!r} must be a finite number >= 0, not {value!r}")
+    return float(value)
+
+
+def _component_from(c: Any) -> Component:
+    if not isinstance(c, Mapping):
+        raise RecordError("each component must be a JSON object")
+    comp = _field(c, "component", str)
+    method = _field(c, "method", str)
+    if comp not in COMPONENTS:
+        raise RecordError(f"component must be one of {COMPONENTS}, not {comp!r}")
+    if method not in METHOD_KIND:
+        raise RecordError(f"component method must be one of {tuple(METHOD_KIND)}, not {method!r}")
+    return Component(comp, _field(c, "device", str), method, _number(c, "energy_j"),
+                     _number(c, "mean_power_w"))
+
+
+def _region_from(r: Mapping[str, Any]) -> PricedRegion:
+    year = _field(r, "year", int, optional=True)
+    return PricedRegion(
+        code=_field(r, "code", str), name=_field(r, "name", str),
+        g_per_kwh=_number(r, "g_per_kwh"), year=year, source=_field(r, "source", str),
+        basis=_field(r, "basis", str), chosen_by=_field(r, "chosen_by", str),
+    )
+
+
+@dataclass
+class Measured:
+    """Components of one window plus the warnings that say what is missing or partial."""
+
+    components: list[Component] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    attribution: str = "process"
+
+
+def measure(
+    channels: Sequence[Channel],
+    begin: Sequence[Reading],
+    end: Sequence[Reading],
+    duration_s: float,
+    errors_during: Sequence[int] = (),
+) -> Measured:
+    """Turn boundary readings into components, saying honestly what could not be measured.
+
+    A channel whose end read failed keeps the energy up to its last good reading, with a warning
+    naming how much of the window that covers. A channel never read in the window is left out
+    with a warning; it is not counted as zero.
+    """
+    out = Measured()
+    machine = False
+    for i, ch in enumerate(channels):
+        b, e = begin[i], end[i]
+        name = f"{ch.component} {ch.device} ({ch.method})"
+        if b.total_j is None or e.total_j is None:
+            why = (e.error or b.error or "no reading")
+            out.warnings.append(f"{name} not measured: {why}")
+            continue
+        energy_j = max(0.0, e.total_j - b.total_j)
+        covered_s = max(0.0, e.t_s - b.t_s)
+        if e.error is not None:
+            out.warnings.append(
+                f"{name} partly measured: readings failed ({e.error}); "
+                f"energy covers {min(covered_s, duration_s):.2f} s of {duration_s:.2f} s"
+            )
+        elif b.error is not None:
+            out.warnings.append(f"{name} partly measured: begin read failed ({b.error})")
+        n_err = errors_during[i] if i < len(errors_during) else 0
+        if n_err and e.error is None:
+            out.warnings.append(f"{name}: {n_err} background read(s) failed during the window")
+        mean_w = energy_j / duration_s if duration_s > 0 else 0.0
+        out.components.append(Component(ch.component, ch.device, ch.method, energy_j, mean_w))
+        machine = machine or ch.attribution == "machine"
+    out.attribution = "machine" if machine else "process"
+    return out

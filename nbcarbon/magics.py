@@ -1,0 +1,303 @@
+"""The IPython layer: ``%%carbon``, ``%carbon`` and the cell hooks. The only module that talks to IPython.
+
+How a cell is measured without changing how it runs: a ``%%carbon`` line at the top of a cell is
+turned into a comment by an input transformer (line numbers in tracebacks stay those the user
+sees), and the measurement window is opened in ``pre_run_cell`` and closed in ``post_run_cell``.
+The cell itself is then executed by IPython exactly as it would be without nbcarbon, so its
+``Out[n]``, displays, ``await``, tracebacks and the execution reply's status are IPython's own.
+
+Where the transformer cannot apply (``%%carbon`` nested inside another cell magic such as
+``%%time``, or with arguments to reject), IPython calls the real cell magic, which runs the body
+itself in the ``%%time`` style and lets the user's exception propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.display import display, update_display
+from IPython.utils.process import arg_split
+
+from . import intensity, readout
+from .api import close_default_session, default_session
+from .errors import NbcarbonError
+from .footprint import Footprint
+from .session import Session, Window
+from .settings import parse_pue
+from .status import region_brief, regions_text, session_status
+
+MAGIC = "%%carbon"
+_extensions: dict[int, "CarbonExtension"] = {}
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    label: str | None = None
+    region: str | None = None
+    pue: float | None = None
+    compact: bool = False
+
+
+def _cell_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%%carbon", add_help=False)
+    parser.add_argument("--label", help="a name for this cell's footprint")
+    parser.add_argument("--region", help="price this cell for this region (e.g. SE, US-CA)")
+    parser.add_argument("--pue", help="price this cell with this PUE (1.0 to 3.0)")
+    parser.add_argument("--quiet", action="store_true", help="a one-line readout")
+    return parser
+
+
+def parse_cell_options(argline: str) -> CellOptions:
+    """Parse and validate the ``%%carbon`` line; a bad value is a one-line ``UsageError``."""
+    args = _cell_parser().parse_args(arg_split(argline, posix=True))
+    try:
+        if args.region is not None:
+            intensity.lookup(args.region)
+        pue = parse_pue(args.pue, "--pue") if args.pue is not None else None
+    except NbcarbonError as exc:
+        raise UsageError(str(exc)) from None
+    return CellOptions(args.label, args.region, pue, args.quiet)
+
+
+def _magic_argline(first_line: str) -> str | None:
+    """The arguments of a ``%%carbon`` first line, or ``None`` if the line is not that magic."""
+    line = first_line.strip()
+    if not line.startswith(MAGIC):
+        return None
+    rest = line[len(MAGIC):]
+    if rest and not rest[0].isspace():
+        return None
+    return rest
+
+
+def _first_line(raw_cell: str) -> str:
+    for line in raw_cell.splitlines():
+        if line.strip():
+            return line
+    return ""
+
+
+def _only_carbon_commands(raw_cell: str) -> bool:
+    """Cells of nothing but ``%carbon ...`` lines are settings, not work: auto mode skips them."""
+    lines = [ln.strip() for ln in raw_cell.splitlines() if ln.strip()]
+    return bool(lines) and all(
+        ln.startswith(("%carbon", "%load_ext nbcarbon", "%reload_ext nbcarbon")) for ln in lines
+    )
+
+
+class CarbonExtension:
+    """Everything nbcarbon attached to one shell, so unloading can detach exactly that."""
+
+    def __init__(self, shell: Any, session: Session) -> None:
+        self.shell = shell
+        self.session = session
+        self.auto = False
+        self._executing = False
+        self._open: tuple[Window, CellOptions] | None = None
+        self._shown: dict[str, bool] = {}  # record id -> compact readout shown
+        self._unsubscribe = session.on_reprice(self._update_readouts)
+
+    # -- wiring ------------------------------------------------------------------------------
+    def attach(self) -> None:
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+        self.shell.input_transformers_cleanup.append(self._strip)
+        self.shell.register_magics(CarbonMagics(self.shell, self))
+
+    def detach(self) -> None:
+        for event, hook in (("pre_run_cell", self.pre_run_cell),
+                            ("post_run_cell", self.post_run_cell)):
+            if hook in self.shell.events.callbacks[event]:
+                self.shell.events.unregister(event, hook)
+        if self._strip in self.shell.input_transformers_cleanup:
+            self.shell.input_transformers_cleanup.remove(self._strip)
+        self.shell.magics_manager.magics["line"].pop("carbon", None)
+        self.shell.magics_manager.magics["cell"].pop("carbon", None)
+        self._unsubscribe()
+
+    # -- the transformer and the hooks -------------------------------------------------------
+    def _strip(self, lines: list[str]) -> list[str]:
+        """Comment out a top-level ``%%carbon`` line whose arguments are valid; leave all else.
+
+        The line stays (as a comment), so tracebacks show the cell as the user wrote it.
+        """
+        if self._executing or not lines:
+            return lines
+        argline = _magic_argline(lines[0])
+        if argline is None:
+            return lines
+        try:
+            parse_cell_options(argline)
+        except UsageError:  # the real magic reports it, and the cell does not run
+            return lines
+        if len(lines) > 1 and lines[1].lstrip().startswith("%%"):
+            return lines[1:]  # another cell magic follows: it must stay the cell's first line
+        first = lines[0] if lines[0].endswith("\n") else lines[0] + "\n"
+        return ["#" + first, *lines[1:]]
+
+    def pre_run_cell(self, info: Any) -> None:
+        self._executing = True
+        argline = _magic_argline(_first_line(info.raw_cell or ""))
+        if argline is not None:
+            try:
+                options = parse_cell_options(argline)
+            except UsageError:  # the real magic will raise it; nothing to measure
+                return
+        elif self.auto and not _only_carbon_commands(info.raw_cell or ""):
+            options = CellOptions(compact=True)
+        else:
+            return
+        window = self.session.begin(options.label, options.region, options.pue)
+        self._open = (window, options)
+
+    def post_run_cell(self, result: Any) -> None:
+        self._executing = False
+        if self._open is None:
+            return
+        (window, options), self._open = self._open, None
+        if isinstance(result.error_in_exec, KeyboardInterrupt):
+            status = "interrupted"
+        elif result.error_in_exec is not None or result.error_before_exec is not None:
+            status = "error"
+        else:
+            status = "ok"
+        cell_id = getattr(result.info, "cell_id", None)
+        fp = self.session.end(window, status, result.execution_count, cell_id)
+        self.show(fp, options.compact)
+
+    # -- readouts ----------------------------------------------------------------------------
+    def show(self, fp: Footprint, compact: bool) -> None:
+        data, metadata = readout.mimebundle(fp, compact)
+        display(data, raw=True, metadata=metadata, display_id=fp.id)
+        self._shown[fp.id] = compact
+        for notice in self.session.take_notices():
+            print(notice, file=sys.stderr)
+
+    def _update_readouts(self, changed: list[Footprint]) -> None:
+        for fp in changed:
+            compact = self._shown.get(fp.id)
+            if compact is None:
+                continue
+            data, metadata = readout.mimebundle(fp, compact)
+            update_display(data, raw=True, metadata=metadata, display_id=fp.id)
+
+    # -- the nested path ---------------------------------------------------------------------
+    def run_body(self, cell: str, options: CellOptions) -> Any:
+        """Run a cell body measured, for ``%%carbon`` nested in another cell magic."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
+        shell = self.shell
+        code = shell.transform_cell(cell)
+        filename = shell.compile.cache(code)
+        tree = ast.parse(code, filename)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        window = self.session.begin(options.label, options.region, options.pue)
+        status = "error"
+        try:
+            exec(compile(tree, filename, "exec", flags=shell.compile.flags), shell.user_ns)
+            value = None
+            if last is not None:
+                value = eval(compile(last, filename, "eval", flags=shell.compile.flags),
+                             shell.user_ns)
+            status = "ok"
+            return value
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            count = shell.execution_count - 1 if shell.execution_count else None
+            self.show(self.session.end(window, status, count), options.compact)
+
+
+@magics_class
+class CarbonMagics(Magics):
+    """``%carbon`` and ``%%carbon``."""
+
+    def __init__(self, shell: Any, extension: CarbonExtension) -> None:
+        super().__init__(shell)
+        self.ext = extension
+
+    @line_cell_magic
+    def carbon(self, line: str, cell: str | None = None) -> Any:
+        """Measure the energy and carbon of notebook cells.
+
+        %%carbon [--label TEXT] [--region CODE] [--pue X] [--quiet]
+            Measure this cell and show its footprint under it (kept in the saved notebook).
+
+        %carbon                  the same as %carbon status
+        %carbon status           meters and how they measure, region, PUE, session totals
+        %carbon region CODE      price the session in another region (SE, US-CA, aws:eu-north-1)
+        %carbon regions [TEXT]   list regions matching TEXT with intensity, year and source
+        %carbon pue X            set the PUE (1.0 to 3.0)
+        %carbon auto on|off      measure every cell, with a one-line readout
+        %carbon reset            forget the session's records (notebooks keep theirs)
+        """
+        if cell is not None:
+            options = parse_cell_options(line)
+            return self.ext.run_body(cell, options)
+        words = arg_split(line, posix=True)
+        command, rest = (words[0], words[1:]) if words else ("status", [])
+        try:
+            return self._command(command, rest)
+        except NbcarbonError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _command(self, command: str, rest: list[str]) -> None:
+        session = self.ext.session
+        if command == "status" and not rest:
+            print(session_status(session, self.ext.auto))
+        elif command == "region" and len(rest) == 1:
+            changed = session.set_region(rest[0])
+            print(f"nbcarbon: region {region_brief(session.region)}; {len(changed)} readout(s) re-priced")
+        elif command == "regions" and len(rest) <= 1:
+            print(regions_text(rest[0] if rest else ""))
+        elif command == "pue" and len(rest) == 1:
+            changed = session.set_pue(rest[0])
+            print(f"nbcarbon: PUE {session.pue:g}; {len(changed)} readout(s) re-priced")
+        elif command == "auto" and rest in (["on"], ["off"]):
+            self.ext.auto = rest[0] == "on"
+            print(f"nbcarbon: auto {'on: every cell is measured' if self.ext.auto else 'off'}")
+        elif command == "reset" and not rest:
+            session.reset()
+            print("nbcarbon: session records forgotten (saved readouts and the ledger keep theirs)")
+        else:
+            raise UsageError(
+                f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "
+                "region CODE, regions [TEXT], pue X, auto on|off, reset (see %carbon?)"
+            )
+
+
+def load_line(ext: CarbonExtension) -> str:
+    found = ext.session.probe_result
+    parts = [f"{m.channel.component} ({readout.METHOD_LABEL[m.channel.method]})"
+             for m in found.meters]
+    r = ext.session.region
+    return (f"nbcarbon: measuring {', '.join(parts) or 'nothing'}; region {r.code} "
+            f"{r.g_per_kwh:.4g} g/kWh ({r.chosen_by}). %carbon status for details")
+
+
+def load(shell: Any) -> None:
+    """Attach to ``shell`` once; a second load is harmless."""
+    if id(shell) in _extensions:
+        return
+    session = default_session()
+    session.start()
+    ext = CarbonExtension(shell, session)
+    ext.attach()
+    _extensions[id(shell)] = ext
+    print(load_line(ext))
+
+
+def unload(shell: Any) -> None:
+    """Detach from ``shell`` and stop the sampler thread."""
+    ext = _extensions.pop(id(shell), None)
+    if ext is not None:
+        ext.detach()
+    close_default_session()

@@ -1,0 +1,298 @@
+"""CPU package and DRAM energy from Linux powercap RAPL counters (Intel, and AMD since Zen).
+
+Why RAPL: the processor itself counts the energy of each package and its DRAM in micro-joules,
+so a window's energy is exact (to the counter's ~15 uJ unit) rather than modelled. The counter
+is machine-wide: it includes other processes, and the record says so (attribution "machine").
+
+The tree under ``/sys/class/powercap`` (passed in as ``root``; never read at import) lists the
+same zone several times: every sub-zone also appears at the top level as a symlink, and the MMIO
+interface (``intel-rapl-mmio:N``) repeats the MSR interface's ``package-N``. :func:`find_zones`
+keeps each package once. ``core`` and ``uncore`` are parts of the package and ``psys`` is the
+whole platform (it contains the packages), so counting any of them would double count.
+
+Since Linux 5.10 (the Platypus side-channel fix) ``energy_uj`` is readable only by root. That is
+a setting, not a missing feature, so it is reported once as a note with the fix; making the
+counters readable again reopens that side channel on machines shared with untrusted users.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbcarbon.errors import MeterError
+from nbcarbon.meters.base import Channel, LockedMeter, WrappingCounter
+
+#: Power assumed before the meter has seen any, when the zone publishes no power limit.
+FLOOR_POWER_W = 5.0
+#: Power limits above this are firmware placeholders for "unlimited", not a package's power.
+_MAX_CREDIBLE_LIMIT_W = 5000.0
+#: A backwards step is a wrap only if the energy it implies fits in this many times the ceiling.
+_RESET_MARGIN = 4.0
+
+_ZONE_DIR = re.compile(r"^intel-rapl(-mmio)?:\d+(:\d+)*$")
+_PACKAGE_NAME = re.compile(r"^package-\d+$")
+_SKIPPED_NAMES = frozenset({"core", "uncore", "psys"})
+
+
+@dataclass(frozen=True)
+class RaplZone:
+    """A RAPL zone worth metering: its directory, powercap name and the channel it feeds."""
+
+    path: Path
+    name: str
+    channel: Channel
+
+
+def _read_text(path: Path) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
+
+
+def _read_int(path: Path) -> int:
+    """Reads a sysfs integer; ValueError on garbage (a half-written or corrupted file)."""
+    return int(_read_text(path))
+
+
+def readable(path: Path) -> bool:
+    """Whether this process has permission to read ``path`` (other failures are not this).
+
+    A mode with no read bit at all counts as unreadable even for root: sysfs (kernfs) refuses
+    to open such a file for reading whoever asks, and the test fakes rely on that to simulate a
+    root-only counter while the tests themselves run as root.
+    """
+    try:
+        mode = os.stat(path).st_mode
+        if not mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH):
+            return False
+        with open(path, "rb") as f:
+            f.read(1)
+    except PermissionError:  # a non-root user on Linux >= 5.10
+        return False
+    except OSError:
+        return True  # vanished or broken, not forbidden: the caller's read reports it
+    return True
+
+
+def power_ceiling_w(zone_dir: Path) -> float | None:
+    """The highest power limit the zone publishes (PL1/PL2/PL4 constraints), if any."""
+    best: float | None = None
+    try:
+        entries = list(zone_dir.iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.startswith("constraint_") or not entry.name.endswith(
+            ("_power_limit_uw", "_max_power_uw")
+        ):
+            continue
+        try:
+            watts = _read_int(entry) / 1e6
+        except (OSError, ValueError):
+            continue
+        if 0 < watts <= _MAX_CREDIBLE_LIMIT_W and (best is None or watts > best):
+            best = watts
+    return best
+
+
+def _zone_dirs(root: Path) -> list[Path]:
+    """Every zone directory reachable from ``root``: top-level entries and their nested zones."""
+    found: list[Path] = []
+    try:
+        top = sorted(root.iterdir())
+    except OSError:
+        return found
+    for entry in top:
+        if not _ZONE_DIR.match(entry.name) or not entry.is_dir():
+            continue
+        found.append(entry)
+        try:
+            nested = sorted(entry.iterdir())
+        except OSError:
+            continue
+        found.extend(sub for sub in nested if _ZONE_DIR.match(sub.name) and sub.is_dir())
+    return found
+
+
+def _permission_note(root: Path) -> str:
+    return (
+        "RAPL counters exist but are readable only by root; to measure CPU energy: "
+        f"sudo chmod a+r {root}/intel-rapl*/energy_uj (until reboot) or a udev rule "
+        "that does the same at boot (this reopens the Platypus side channel on shared machines)"
+    )
+
+
+def find_zones(root: Path) -> tuple[list[RaplZone], list[str]]:
+    """Scans a powercap tree for the package and DRAM zones to meter, each exactly once.
+
+    Returns the readable zones (packages first, then DRAM, in index order) and notes: one note
+    in all when counters exist but are not readable by this user, one per zone that fails to
+    read for another reason. A missing tree gives no zones and no notes: the caller says what
+    it falls back to.
+    """
+    seen_real: set[str] = set()
+    msr_packages: set[str] = set()
+    candidates: list[tuple[Path, str, str, str, bool]] = []  # path, name, component, device, mmio
+    for zone_dir in _zone_dirs(root):
+        real = os.path.realpath(zone_dir)
+        if real in seen_real:
+            continue
+        seen_real.add(real)
+        try:
+            name = _read_text(zone_dir / "name")
+        except OSError:
+            continue
+        if name in _SKIPPED_NAMES:
+            continue
+        mmio = zone_dir.name.startswith("intel-rapl-mmio")
+        if _PACKAGE_NAME.match(name):
+            if not mmio:
+                msr_packages.add(name)
+            candidates.append((zone_dir, name, "cpu", name, mmio))
+        elif name == "dram":
+            parent = zone_dir.parent
+            device = zone_dir.name
+            try:
+                parent_name = _read_text(parent / "name")
+            except OSError:
+                parent_name = ""
+            if _PACKAGE_NAME.match(parent_name):
+                device = parent_name
+            else:
+                # Reached through a top-level symlink: the package is the realpath's parent.
+                try:
+                    real_parent_name = _read_text(Path(real).parent / "name")
+                except OSError:
+                    real_parent_name = ""
+                if _PACKAGE_NAME.match(real_parent_name):
+                    device = real_parent_name
+            candidates.append((zone_dir, name, "dram", device, mmio))
+
+    zones: list[RaplZone] = []
+    notes: list[str] = []
+    unreadable = False
+    seen_channels: set[tuple[str, str]] = set()
+    for zone_dir, name, component, device, mmio in candidates:
+        if mmio and device in msr_packages:
+            continue  # the same package through the MMIO interface: count it once
+        if (component, device) in seen_channels:
+            continue
+        energy = zone_dir / "energy_uj"
+        if not energy.exists():
+            continue
+        if not readable(energy):
+            unreadable = True
+            continue
+        try:
+            _read_int(energy)
+        except (OSError, ValueError) as err:
+            notes.append(f"RAPL zone {zone_dir.name} ({name}) could not be read: {_why(err)}")
+            continue
+        seen_channels.add((component, device))
+        channel = Channel(component, device, "rapl-counter", "machine")
+        zones.append(RaplZone(zone_dir, name, channel))
+    if unreadable:
+        notes.insert(0, _permission_note(root))
+    zones.sort(key=lambda z: (z.channel.component != "cpu", _index(z.channel.device)))
+    return zones, notes
+
+
+def _index(device: str) -> tuple[int, str]:
+    digits = re.findall(r"\d+", device)
+    return (int(digits[-1]) if digits else -1, device)
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, FileNotFoundError):
+        return "the counter file has vanished"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, ValueError):
+        return "the counter file holds no number"
+    if isinstance(err, OSError):
+        return err.strerror or type(err).__name__
+    return type(err).__name__
+
+
+class RaplMeter(LockedMeter):
+    """One RAPL zone's energy, read from ``energy_uj`` and carried across wrap-arounds.
+
+    The file is opened and read on every call rather than kept open: sysfs files can be
+    replaced (driver reload, the test fakes' atomic writes) and a kept descriptor would then
+    read a stale file forever.
+    """
+
+    def __init__(self, zone_dir: Path, channel: Channel) -> None:
+        super().__init__(channel)
+        self.zone_dir = zone_dir
+        self._energy_path = zone_dir / "energy_uj"
+        self._label = f"RAPL {channel.device} ({channel.component})"
+        self._closed = False
+        try:
+            range_uj: int | None = _read_int(zone_dir / "max_energy_range_uj")
+        except (OSError, ValueError):
+            range_uj = None
+        self.range_j = range_uj / 1e6 if range_uj else None
+        self.ceiling_w = power_ceiling_w(zone_dir)
+        self.peak_power_w = 0.0
+        first = self._raw()
+        self._last_t = time.monotonic()
+        self._counter = WrappingCounter(first, range_uj, 1e-6)
+
+    def _raw(self) -> int:
+        try:
+            return _read_int(self._energy_path)
+        except (OSError, ValueError) as err:
+            raise MeterError(f"{self._label}: {_why(err)}") from err
+
+    def _assumed_power_w(self) -> float:
+        return max(self.peak_power_w, self.ceiling_w or 0.0, FLOOR_POWER_W)
+
+    def _read(self) -> float:
+        if self._closed:
+            raise MeterError(f"{self._label}: meter closed")
+        raw = self._raw()
+        now = time.monotonic()
+        dt_s = now - self._last_t
+        before_j = self._counter.total_j
+        max_delta_uj = (dt_s + 1.0) * self._assumed_power_w() * _RESET_MARGIN * 1e6
+        total_j = self._counter.update(raw, max_delta_raw=max_delta_uj)
+        if dt_s > 0.01:  # shorter gaps are dominated by the counter's ~1 ms update steps
+            power_w = (total_j - before_j) / dt_s
+            if power_w > self.peak_power_w:
+                self.peak_power_w = power_w
+        self._last_t = now
+        return total_j
+
+    def max_poll_interval_s(self) -> float | None:
+        """Half the time the counter takes to wrap at the highest power known for the zone."""
+        if self.range_j is None:
+            return None
+        return self.range_j / self._assumed_power_w() / 2.0
+
+    @property
+    def wraps(self) -> int:
+        return self._counter.wraps
+
+    @property
+    def resets(self) -> int:
+        return self._counter.resets
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def open_rapl(root: Path) -> tuple[list[RaplMeter], list[str]]:
+    """Opens a meter on each zone :func:`find_zones` keeps; a zone that fails to open is a note."""
+    zones, notes = find_zones(root)
+    meters: list[RaplMeter] = []
+    for zone in zones:
+        try:
+            meters.append(RaplMeter(zone.path, zone.channel))
+        except MeterError as err:
+            notes.append(f"{err}; not measured")
+    return meters, notes

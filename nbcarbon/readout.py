@@ -1,0 +1,137 @@
+"""Text and HTML renderings of a footprint record. No measurement here: records in, strings out.
+
+Every number shown says how it was obtained (measured counter, sampled power, or model
+estimate), and every value put into HTML is escaped; the HTML carries no script, so it renders the
+same on GitHub and nbviewer as in a live notebook.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from .footprint import Component, Footprint
+
+METHOD_LABEL = {
+    "rapl-counter": "RAPL counter",
+    "nvml-counter": "NVML energy counter",
+    "nvml-power": "NVML power, sampled",
+    "cpu-time-model": "CPU-time model",
+    "memory-model": "memory model",
+}
+#: Where the readout's HTML ends up is a shared notebook: keep styles inline and neutral so
+#: they survive sanitisers and suit both light and dark themes.
+_BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
+        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
+
+
+def format_energy(energy_j: float) -> str:
+    """Joules with the Wh equivalent people compare against (mWh, Wh or kWh)."""
+    wh = energy_j / 3600.0
+    if wh < 1.0:
+        other = f"{wh * 1000:.3g} mWh"
+    elif wh < 1000.0:
+        other = f"{wh:.3g} Wh"
+    else:
+        other = f"{wh / 1000:.3g} kWh"
+    joules = f"{energy_j:.3g} J" if energy_j < 1e4 else f"{energy_j / 1000:.3g} kJ"
+    return f"{joules} ({other})"
+
+
+def format_mass(co2e_g: float) -> str:
+    """Grams of CO2e in mg, g or kg, three significant figures."""
+    if co2e_g < 1.0:
+        return f"{co2e_g * 1000:.3g} mg"
+    if co2e_g < 1000.0:
+        return f"{co2e_g:.3g} g"
+    return f"{co2e_g / 1000:.3g} kg"
+
+
+def format_duration(duration_s: float) -> str:
+    if duration_s < 60:
+        return f"{duration_s:.2f} s"
+    minutes, seconds = divmod(duration_s, 60)
+    if minutes < 60:
+        return f"{int(minutes)} min {seconds:.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} h {int(minutes)} min"
+
+
+def how_obtained(components: tuple[Component, ...] | list[Component]) -> str:
+    """'measured: RAPL counter; estimated: memory model' — grouped by kind, in a stable order."""
+    groups: dict[str, list[str]] = {}
+    for c in components:
+        label = METHOD_LABEL.get(c.method, c.method)
+        names = groups.setdefault(c.kind, [])
+        if label not in names:
+            names.append(label)
+    order = ("measured", "sampled", "estimated")
+    parts = [f"{kind}: {', '.join(groups[kind])}" for kind in order if kind in groups]
+    return "; ".join(parts) or "nothing measured"
+
+
+def _region_line(fp: Footprint) -> str:
+    r = fp.region
+    year = f" {r.year}" if r.year and str(r.year) not in r.source else ""
+    return (f"{r.code} {r.name}, {r.g_per_kwh:.4g} g/kWh ({r.source}{year}, {r.basis}; "
+            f"chosen by {r.chosen_by}) · PUE {fp.pue:g}")
+
+
+def _title(fp: Footprint) -> str:
+    who = fp.label if fp.label is not None else (
+        f"In [{fp.execution_count}]" if fp.execution_count is not None else "window")
+    status = "" if fp.status == "ok" else f" · {fp.status}"
+    return f"{who}{status}"
+
+
+def one_line(fp: Footprint) -> str:
+    """The compact readout used by auto mode and ``--quiet``."""
+    status = "" if fp.status == "ok" else f" · {fp.status}"
+    warn = f" · {len(fp.warnings)} warning(s)" if fp.warnings else ""
+    return (f"nbcarbon: {format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e · "
+            f"{format_duration(fp.duration_s)}{status} · {fp.region.code} · "
+            f"{how_obtained(fp.components)}{warn}")
+
+
+def text(fp: Footprint) -> str:
+    """The full plain-text readout (what terminals, ``nbconvert --to script`` and diffs show)."""
+    lines = [f"nbcarbon · {_title(fp)} · {format_duration(fp.duration_s)} · "
+             f"{format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e"]
+    for c in fp.components:
+        share = c.energy_j / fp.energy_j * 100 if fp.energy_j > 0 else 0.0
+        lines.append(f"  {c.component:<7} {c.device:<14} {c.energy_j:10.3g} J {share:5.1f}%  "
+                     f"{c.mean_power_w:7.3g} W  {c.kind}: {METHOD_LABEL.get(c.method, c.method)}")
+    lines.append(f"  region {_region_line(fp)}")
+    lines.extend(f"  ! {w}" for w in fp.warnings)
+    return "\n".join(lines)
+
+
+def html(fp: Footprint, compact: bool = False) -> str:
+    """Script-free HTML; every value escaped."""
+    if compact:
+        return f'<div style="{_BOX}">{escape(one_line(fp))}</div>'
+    rows = []
+    for c in fp.components:
+        share = c.energy_j / fp.energy_j * 100 if fp.energy_j > 0 else 0.0
+        rows.append(
+            "<tr>" + "".join(f'<td style="padding:0 8px 0 0">{escape(v)}</td>' for v in (
+                c.component, c.device, format_energy(c.energy_j), f"{share:.1f}%",
+                f"{c.mean_power_w:.3g} W", f"{c.kind}: {METHOD_LABEL.get(c.method, c.method)}",
+            )) + "</tr>")
+    warnings = "".join(f'<div style="color:#b35900">⚠ {escape(w)}</div>' for w in fp.warnings)
+    return (
+        f'<div style="{_BOX}">'
+        f"<div><b>{escape(format_energy(fp.energy_j))}</b> · <b>{escape(format_mass(fp.co2e_g))}"
+        f" CO2e</b> · {escape(format_duration(fp.duration_s))} · {escape(_title(fp))}</div>"
+        f'<table style="border-collapse:collapse;margin:2px 0">{"".join(rows)}</table>'
+        f"<div>region {escape(_region_line(fp))}</div>{warnings}</div>"
+    )
+
+
+def mimebundle(fp: Footprint, compact: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(data, metadata)`` for a ``display_data`` output carrying the record."""
+    data = {
+        "text/plain": one_line(fp) if compact else text(fp),
+        "text/html": html(fp, compact),
+    }
+    return data, {"nbcarbon": fp.to_dict()}

@@ -1,0 +1,85 @@
+"""Tables of footprint records: per-cell rows and totals as text, JSON, CSV or Markdown.
+
+Used by ``nbcarbon report`` and ``nbcarbon run``; pure (records in, text out), so every format
+is one function and never touches measurement.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .footprint import Footprint
+from .readout import format_duration, format_energy, format_mass, how_obtained
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+@dataclass(frozen=True)
+class Row:
+    notebook: str
+    cell: str
+    status: str
+    duration_s: float
+    energy_j: float
+    co2e_g: float
+    region: str
+    g_per_kwh: float
+    pue: float
+    method: str
+
+
+def rows(notebook: str, records: Sequence[Footprint]) -> list[Row]:
+    out = []
+    for fp in records:
+        cell = fp.label if fp.label is not None else (
+            f"[{fp.execution_count}]" if fp.execution_count is not None else fp.id[:8])
+        out.append(Row(notebook, cell, fp.status, fp.duration_s, fp.energy_j, fp.co2e_g,
+                       fp.region.code, fp.region.g_per_kwh, fp.pue, how_obtained(fp.components)))
+    return out
+
+
+def _total(rs: Sequence[Row]) -> dict[str, float]:
+    return {
+        "cells": len(rs),
+        "duration_s": sum(r.duration_s for r in rs),
+        "energy_j": sum(r.energy_j for r in rs),
+        "co2e_g": sum(r.co2e_g for r in rs),
+    }
+
+
+def render(rs: Sequence[Row], fmt: str = "table") -> str:
+    """The rows and their total in one of :data:`FORMATS`."""
+    total = _total(rs)
+    if fmt == "json":
+        return json.dumps({"cells": [r.__dict__ for r in rs], "total": total}, indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        fields = list(Row.__dataclass_fields__)
+        writer.writerow(fields)
+        for r in rs:
+            writer.writerow([getattr(r, f) for f in fields])
+        writer.writerow(["TOTAL", "", "", total["duration_s"], total["energy_j"],
+                         total["co2e_g"], "", "", "", ""])
+        return buf.getvalue().rstrip("\n")
+    head = ["notebook", "cell", "status", "duration", "energy", "CO2e", "region", "method"]
+    body = [[r.notebook, r.cell, r.status, format_duration(r.duration_s),
+             format_energy(r.energy_j), format_mass(r.co2e_g),
+             f"{r.region} {r.g_per_kwh:.4g} g/kWh", r.method] for r in rs]
+    foot = ["total", f"{total['cells']} cells", "", format_duration(total["duration_s"]),
+            format_energy(total["energy_j"]), format_mass(total["co2e_g"]), "", ""]
+    if fmt == "markdown":
+        def line(cells: Sequence[str]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "\n".join([line(head), line(["---"] * len(head)), *map(line, body),
+                          line([f"**{c}**" if c else "" for c in foot])])
+    widths = [max(len(str(row[i])) for row in [head, *body, foot]) for i in range(len(head))]
+
+    def fmt_row(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt_row(head), rule, *map(fmt_row, body), rule, fmt_row(foot)])

@@ -1,0 +1,181 @@
+"""The one background thread of a session: keeps counters exact across wraps and draws the timeline.
+
+Cell boundaries do not wait for this thread: :meth:`Sampler.read_all` reads every meter directly
+(counters are exact at any instant). The thread exists for what boundaries cannot do alone:
+reading counters often enough to see every wrap-around, feeding power meters and models between
+boundaries, slow upkeep (listing child processes), and a bounded power timeline for plots and the
+live view. It never prints; read failures are counted per meter and reported through the records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import MeterError
+from .meters.base import Meter
+
+#: How many timeline points are kept: 2 h at the default 1 s period, a few MB at most.
+TIMELINE_POINTS = 7200
+#: The shortest period the thread will poll at, whatever a meter asks for.
+MIN_PERIOD_S = 0.005
+#: Slow upkeep (``Meter.background``) runs at most this often.
+BACKGROUND_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One meter's state at an instant.
+
+    ``total_j`` is the meter's cumulative energy (``None``: never read successfully), ``t_s`` the
+    monotonic time that total belongs to (older than the read when the read just failed and the
+    last good total stands in), ``error`` the failure message of this read, if it failed.
+    """
+
+    total_j: float | None
+    t_s: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """Mean power per meter (``None``: not readable) between the previous point and ``t_s``."""
+
+    t_s: float
+    power_w: tuple[float | None, ...]
+
+
+class Sampler:
+    """Reads a fixed set of meters, at boundaries on demand and in the background periodically."""
+
+    def __init__(
+        self,
+        meters: Sequence[Meter],
+        interval_s: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        timeline_points: int = TIMELINE_POINTS,
+    ) -> None:
+        self.meters = tuple(meters)
+        self.interval_s = interval_s
+        self._clock = clock
+        n = len(self.meters)
+        self._last_good: list[tuple[float, float] | None] = [None] * n  # (t_s, total_j)
+        self._error_counts = [0] * n
+        self._last_errors: list[str | None] = [None] * n
+        self._prev_sample: list[tuple[float, float] | None] = [None] * n
+        self.timeline: deque[TimelinePoint] = deque(maxlen=timeline_points)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the bookkeeping lists, not the meters
+
+    # -- reads -------------------------------------------------------------------------------
+    def read_all(self) -> tuple[Reading, ...]:
+        """Read every meter now. A failed read returns the last good total with the error."""
+        return tuple(self._read(i) for i in range(len(self.meters)))
+
+    def _read(self, i: int) -> Reading:
+        meter = self.meters[i]
+        try:
+            total_j = meter.read()
+        except MeterError as exc:
+            t_s = self._clock()
+            with self._lock:
+                self._error_counts[i] += 1
+                self._last_errors[i] = str(exc)
+                last = self._last_good[i]
+            if last is None:
+                return Reading(None, t_s, str(exc))
+            return Reading(last[1], last[0], str(exc))
+        t_s = self._clock()
+        with self._lock:
+            self._last_good[i] = (t_s, total_j)
+        return Reading(total_j, t_s)
+
+    def error_counts(self) -> tuple[int, ...]:
+        """Failed reads per meter since the sampler was made (boundaries and background)."""
+        with self._lock:
+            return tuple(self._error_counts)
+
+    def last_errors(self) -> tuple[str | None, ...]:
+        with self._lock:
+            return tuple(self._last_errors)
+
+    def power_now(self) -> tuple[float | None, ...]:
+        """The latest timeline point's power per meter, or ``None`` before the first two samples."""
+        if not self.timeline:
+            return (None,) * len(self.meters)
+        return self.timeline[-1].power_w
+
+    # -- the thread --------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def period_s(self) -> float:
+        """The configured interval, shortened where a counter would otherwise wrap unseen."""
+        period = self.interval_s
+        for meter in self.meters:
+            limit = meter.max_poll_interval_s()
+            if limit is not None:
+                period = min(period, limit)
+        return max(MIN_PERIOD_S, period)
+
+    def start(self) -> None:
+        """Start the daemon thread (idempotent). Sampling starts with one read of every meter."""
+        if self.running:
+            return
+        self._stop.clear()
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="nbcarbon-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread and wait for it; safe to call twice."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        next_background = 0.0
+        while not self._stop.wait(self.period_s()):
+            now = self._clock()
+            if now >= next_background:
+                for i, meter in enumerate(self.meters):
+                    try:
+                        meter.background()
+                    except MeterError as exc:
+                        with self._lock:
+                            self._error_counts[i] += 1
+                            self._last_errors[i] = str(exc)
+                next_background = now + BACKGROUND_EVERY_S
+            self.sample()
+
+    def sample(self) -> TimelinePoint:
+        """Read every meter and append the mean power since the previous sample to the timeline."""
+        readings = self.read_all()
+        powers: list[float | None] = []
+        for i, r in enumerate(readings):
+            prev = self._prev_sample[i]
+            if r.error is not None or r.total_j is None:
+                powers.append(None)
+                continue
+            if prev is not None and r.t_s > prev[0]:
+                powers.append(max(0.0, (r.total_j - prev[1]) / (r.t_s - prev[0])))
+            else:
+                powers.append(None)
+            self._prev_sample[i] = (r.t_s, r.total_j)
+        point = TimelinePoint(readings[0].t_s if readings else self._clock(), tuple(powers))
+        if any(p is not None for p in powers):
+            self.timeline.append(point)
+        return point
+
+    def close(self) -> None:
+        """Stop the thread and release the meters."""
+        self.stop()
+        for meter in self.meters:
+            meter.close()

@@ -1,0 +1,93 @@
+"""Settings, resolved once in the outer layer and passed down, so inner modules never read the environment.
+
+Precedence: defaults < ``NBCARBON_*`` environment < ``%carbon`` commands < magic or CLI flags. This
+module handles the first two and the validation every layer shares; a bad value is a
+:class:`SettingsError` that names the variable and the allowed range.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import SettingsError
+
+PUE_RANGE = (1.0, 3.0)
+INTERVAL_RANGE_S = (0.05, 60.0)
+DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
+
+
+def _number(text: object, name: str, low: float, high: float) -> float:
+    """Parse and range-check one number; ``name`` is what the user typed (variable or flag)."""
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"{name} must be a number from {low:g} to {high:g}, not {text!r}"
+        ) from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise SettingsError(f"{name} must be a number from {low:g} to {high:g}, not {text!r}")
+    return value
+
+
+def parse_pue(text: object, name: str = "PUE") -> float:
+    """A data-centre PUE: 1.0 (no overhead) up to 3.0 (the worst measured in practice)."""
+    return _number(text, name, *PUE_RANGE)
+
+
+def parse_interval(text: object, name: str = "interval") -> float:
+    """The sampler period in seconds; below 0.05 s the sampler's own cost shows in the result."""
+    return _number(text, name, *INTERVAL_RANGE_S)
+
+
+def default_ledger_path(environ: Mapping[str, str]) -> Path:
+    """The user data directory, by the XDG convention on Linux and the usual places elsewhere."""
+    if os.name == "nt":
+        base = Path(environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif os.uname().sysname == "Darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "nbcarbon" / "ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a session needs to know that the user can set.
+
+    ``ledger`` is ``None`` when off. The region is not here: it is detected from the environment
+    by :func:`nbcarbon.intensity.detect`, which also reads ``NBCARBON_REGION``.
+    """
+
+    pue: float = 1.0
+    interval_s: float = 1.0
+    powercap_root: Path = DEFAULT_POWERCAP_ROOT
+    ledger: Path | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read the ``NBCARBON_*`` variables; raise :class:`SettingsError` on a bad value."""
+        env = os.environ if environ is None else environ
+        pue = parse_pue(env["NBCARBON_PUE"], "NBCARBON_PUE") if env.get("NBCARBON_PUE") else 1.0
+        interval_s = (
+            parse_interval(env["NBCARBON_INTERVAL"], "NBCARBON_INTERVAL")
+            if env.get("NBCARBON_INTERVAL")
+            else 1.0
+        )
+        root_text = env.get("NBCARBON_POWERCAP_ROOT", "").strip()
+        powercap_root = Path(root_text) if root_text else DEFAULT_POWERCAP_ROOT
+        ledger_text = env.get("NBCARBON_LEDGER", "").strip()
+        if ledger_text.lower() == "off":
+            ledger = None
+        elif ledger_text:
+            ledger = Path(ledger_text).expanduser()
+        else:
+            ledger = default_ledger_path(env)
+        return cls(pue, interval_s, powercap_root, ledger)
+
+    def with_changes(self, **changes: object) -> "Settings":
+        """A copy with some fields replaced (settings are immutable so threads can share them)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

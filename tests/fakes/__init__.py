@@ -1,0 +1,1 @@
+"""Fakes at the hardware boundary (powercap sysfs, NVML), for tests that run on any machine."""

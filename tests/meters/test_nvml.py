@@ -1,0 +1,132 @@
+"""NVML meters against a fake NVML module whose GPUs draw a known power."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from nbcarbon.errors import MeterError
+from nbcarbon.meters.nvml import NO_DRIVER_NOTE, NvmlSession, open_gpus
+from tests.fakes.nvml import (
+    NVML_ERROR_DRIVER_NOT_LOADED,
+    NVML_ERROR_LIBRARY_NOT_FOUND,
+    FakeGpu,
+    FakeNvml,
+)
+
+
+def test_counter_path_matches_truth() -> None:
+    nvml = FakeNvml([FakeGpu(power=150.0)])
+    meters, notes = open_gpus(nvml)
+    assert notes == []
+    (meter,) = meters
+    assert meter.channel.method == "nvml-counter"
+    assert meter.channel.device == "gpu0" and meter.channel.component == "gpu"
+    assert meter.model_name == "NVIDIA A100-SXM4-40GB"
+    t0 = time.monotonic()
+    e0 = meter.read()
+    time.sleep(0.3)
+    e1 = meter.read()
+    t1 = time.monotonic()
+    assert e1 - e0 == pytest.approx(nvml.true_energy_j(0, t0, t1), rel=0.02)
+    meter.close()
+
+
+def test_power_path_integrates_within_a_few_percent() -> None:
+    def wave(t_s: float) -> float:
+        return 120.0 + 60.0 * math.sin(2 * math.pi * t_s)
+
+    nvml = FakeNvml([FakeGpu(name=b"Tesla P100-PCIE-16GB", power=wave, has_counter=False)])
+    (meter,), _ = open_gpus(nvml)
+    assert meter.channel.method == "nvml-power"
+    assert meter.model_name == "Tesla P100-PCIE-16GB"  # bytes from older pynvml decoded
+    t0 = time.monotonic()
+    e0 = meter.read()
+    while time.monotonic() - t0 < 0.8:
+        time.sleep(0.01)
+        meter.read()
+    e1 = meter.read()
+    t1 = time.monotonic()
+    assert e1 - e0 == pytest.approx(nvml.true_energy_j(0, t0, t1), rel=0.03)
+    assert meter.last_power_w is not None
+
+
+def test_gpu_lost_mid_window_raises_and_keeps_total() -> None:
+    nvml = FakeNvml([FakeGpu(power=100.0, lost_after_s=0.2)])
+    (meter,), _ = open_gpus(nvml)
+    time.sleep(0.1)
+    before = meter.read()
+    assert before > 0
+    time.sleep(0.15)
+    with pytest.raises(MeterError, match="gpu0 .*GPU is lost"):
+        meter.read()
+    nvml.gpus[0].lost_after_s = None  # comes back (e.g. after a reset)
+    assert meter.read() >= before
+
+
+def test_gpu_lost_after_calls_on_power_path() -> None:
+    nvml = FakeNvml([FakeGpu(power=80.0, has_counter=False, lost_after_calls=3)])
+    (meter,), _ = open_gpus(nvml)
+    time.sleep(0.05)
+    before = meter.read()
+    with pytest.raises(MeterError, match="lost"):
+        meter.read()
+    nvml.gpus[0].lost_after_calls = None
+    time.sleep(0.05)
+    assert meter.read() > before
+
+
+@pytest.mark.parametrize("code", [NVML_ERROR_LIBRARY_NOT_FOUND, NVML_ERROR_DRIVER_NOT_LOADED])
+def test_init_failure_gives_one_quiet_note(code: int) -> None:
+    meters, notes = open_gpus(FakeNvml(init_error=code))
+    assert meters == []
+    assert notes == [NO_DRIVER_NOTE]
+
+
+def test_real_pynvml_without_driver_is_quiet() -> None:
+    meters, notes = open_gpus()  # this imports the real pynvml
+    if meters:
+        for meter in meters:
+            meter.close()
+        pytest.skip("this machine has an NVIDIA GPU")
+    assert len(notes) == 1 and len(notes[0]) < 80
+
+
+def test_session_initialises_once_and_shuts_down_with_the_last_meter() -> None:
+    nvml = FakeNvml([FakeGpu(), FakeGpu(name="NVIDIA H100", has_counter=False)])
+    meters, _ = open_gpus(nvml)
+    assert [m.channel.device for m in meters] == ["gpu0", "gpu1"]
+    assert [m.channel.method for m in meters] == ["nvml-counter", "nvml-power"]
+    assert nvml.init_calls == 1 and nvml.shutdown_calls == 0
+    meters[0].close()
+    meters[0].close()  # twice is harmless
+    assert nvml.shutdown_calls == 0
+    meters[1].read()
+    meters[1].close()
+    assert nvml.shutdown_calls == 1
+    with pytest.raises(MeterError, match="closed"):
+        meters[1].read()
+
+
+def test_no_gpus_and_unmeasurable_gpu_give_notes() -> None:
+    meters, notes = open_gpus(FakeNvml([]))
+    assert meters == [] and len(notes) == 1
+    broken = FakeNvml([FakeGpu(has_counter=False, lost_after_calls=0)])
+    meters, notes = open_gpus(broken)
+    assert meters == []
+    assert len(notes) == 1 and "gpu0" in notes[0]
+    assert broken.initialised == 0  # nothing left holding NVML open
+
+
+def test_session_counts_holders() -> None:
+    nvml = FakeNvml([])
+    session = NvmlSession(nvml)
+    session.acquire()
+    session.acquire()
+    session.release()
+    assert nvml.shutdown_calls == 0 and session.holders == 1
+    session.release()
+    session.release()  # one too many: ignored
+    assert nvml.shutdown_calls == 1 and nvml.init_calls == 1

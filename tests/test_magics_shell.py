@@ -1,0 +1,117 @@
+"""The magics in a real IPython InteractiveShell (no kernel): results, errors, nesting, hooks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import nbcarbon.api
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    for name in ("NBCARBON_REGION", "NBCARBON_PUE", "NBCARBON_INTERVAL", "NBCARBON_POWERCAP_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NBCARBON_LEDGER", "off")
+    monkeypatch.setenv("NBCARBON_REGION", "SE")
+    nbcarbon.api.close_default_session()
+    ip = InteractiveShell.instance()
+    threads_before = threading.active_count()
+    ip.run_cell("%load_ext nbcarbon")
+    yield ip
+    ip.run_cell("%unload_ext nbcarbon")
+    assert threading.active_count() == threads_before
+    InteractiveShell.clear_instance()
+
+
+def records() -> list:
+    return nbcarbon.api.default_session().records
+
+
+def test_cell_value_and_record(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%carbon --label sum\nsum(range(1000))")
+    assert result.success and result.result == 499500
+    (fp,) = records()
+    assert fp.label == "sum" and fp.status == "ok"
+    assert fp.execution_count == result.execution_count
+
+
+def test_error_propagates_unchanged_and_is_recorded(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%carbon\n1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert records()[-1].status == "error"
+
+
+def test_keyboard_interrupt_is_recorded_as_interrupted(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%carbon\nraise KeyboardInterrupt")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert records()[-1].status == "interrupted"
+
+
+def test_bad_arguments_are_a_usage_error_and_the_cell_does_not_run(shell, capsys) -> None:
+    shell.user_ns["ran"] = False
+    result = shell.run_cell("%%carbon --pue 7\nran = True")
+    assert not result.success
+    assert shell.user_ns["ran"] is False
+    assert "--pue must be a number from 1 to 3" in capsys.readouterr().err
+    assert records() == []
+
+
+def test_nested_inside_time_measures_and_returns_the_value(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%time\n%%carbon --label inner\nx = 21\nx * 2")
+    assert result.success and result.result == 42
+    assert [fp.label for fp in records()] == ["inner"]
+    result = shell.run_cell("%%time\n%%carbon\nraise ValueError('x')")
+    assert records()[-1].status == "error"
+
+
+def test_time_inside_carbon(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%carbon\n%%time\nsum(range(10))")
+    assert result.success
+    assert len(records()) == 1
+
+
+def test_auto_mode_measures_every_cell_once(shell: InteractiveShell) -> None:
+    shell.run_cell("%carbon auto on")
+    shell.run_cell("a = 1")
+    shell.run_cell("%%carbon --label both\nb = 2")
+    shell.run_cell("%carbon status")
+    shell.run_cell("%carbon auto off")
+    shell.run_cell("c = 3")
+    assert [fp.label for fp in records()] == [None, "both"]
+
+
+def test_await_at_top_level_still_works(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%carbon\nimport asyncio\nawait asyncio.sleep(0.01)\n'done'")
+    assert result.success and result.result == "done"
+    assert records()[-1].status == "ok"
+
+
+def test_pue_and_region_commands_reprice_but_keep_energy(shell: InteractiveShell) -> None:
+    shell.run_cell("%%carbon\nsum(range(100000))")
+    before = records()[-1]
+    shell.run_cell("%carbon pue 1.5")
+    shell.run_cell("%carbon region PL")
+    after = records()[-1]
+    assert after.energy_j == before.energy_j and after.pue == 1.5
+    assert after.region.code == "PL" and after.region.chosen_by == "command"
+    assert after.co2e_g == pytest.approx(after.energy_j / 3.6e6 * 1.5 * after.region.g_per_kwh)
+
+
+def test_cell_region_flag_pins_the_cell(shell: InteractiveShell) -> None:
+    shell.run_cell("%%carbon --region EE\n1")
+    shell.run_cell("%carbon region PL")
+    fp = records()[-1]
+    assert fp.region.code == "EE" and fp.region.chosen_by == "magic"
+
+
+def test_reload_does_not_duplicate_hooks(shell: InteractiveShell) -> None:
+    shell.run_cell("%reload_ext nbcarbon")
+    shell.run_cell("%load_ext nbcarbon")
+    shell.run_cell("%%carbon\n1")
+    assert len(records()) == 1
+    assert sum(1 for cb in shell.events.callbacks["pre_run_cell"]
+               if getattr(cb, "__qualname__", "").startswith("CarbonExtension")) == 1
