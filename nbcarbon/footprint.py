@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import RecordError
@@ -93,14 +93,24 @@ class Footprint:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form of SPEC section 4, with lists where the dataclass holds tuples."""
-        d = asdict(self)
-        d["components"] = [asdict(c) for c in self.components]
-        d["warnings"] = list(self.warnings)
-        order = ("schema", "kind", "id", "cell_id", "label", "execution_count", "started_at",
-                 "duration_s", "status", "components", "energy_j", "pue", "region", "co2e_g",
-                 "attribution", "warnings", "nbcarbon_version")
-        return {k: d[k] for k in order}
+        """The JSON form of SPEC section 4 (built by hand: ``asdict`` deep-copies, and this
+        runs on every cell)."""
+        r = self.region
+        return {
+            "schema": self.schema, "kind": self.kind, "id": self.id, "cell_id": self.cell_id,
+            "label": self.label, "execution_count": self.execution_count,
+            "started_at": self.started_at, "duration_s": self.duration_s, "status": self.status,
+            "components": [
+                {"component": c.component, "device": c.device, "method": c.method,
+                 "energy_j": c.energy_j, "mean_power_w": c.mean_power_w}
+                for c in self.components
+            ],
+            "energy_j": self.energy_j, "pue": self.pue,
+            "region": {"code": r.code, "name": r.name, "g_per_kwh": r.g_per_kwh, "year": r.year,
+                       "source": r.source, "basis": r.basis, "chosen_by": r.chosen_by},
+            "co2e_g": self.co2e_g, "attribution": self.attribution,
+            "warnings": list(self.warnings), "nbcarbon_version": self.nbcarbon_version,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Footprint":
@@ -122,7 +132,12 @@ class Footprint:
         if d.get("kind") != "cell":
             raise RecordError(f"record kind must be 'cell', not {d.get('kind')!r}")
         region = _region_from(_field(d, "region", Mapping))
-        comps = tuple(_component_from(c) for c in _field(d, "components", list))
+        comps = []
+        for i, c in enumerate(_field(d, "components", list)):
+            try:
+                comps.append(_component_from(c))
+            except RecordError as exc:
+                raise RecordError(f"record component {i}: {exc}") from None
         status = _field(d, "status", str)
         if status not in STATUSES:
             raise RecordError(f"record status must be one of {STATUSES}, not {status!r}")
@@ -138,7 +153,7 @@ class Footprint:
             started_at=_field(d, "started_at", str),
             duration_s=_number(d, "duration_s"),
             status=status,
-            components=comps,
+            components=tuple(comps),
             energy_j=_number(d, "energy_j"),
             pue=_number(d, "pue"),
             region=region,
@@ -156,7 +171,8 @@ def _field(d: Mapping[str, Any], name: str, kind: type, optional: bool = False) 
     if value is None and optional:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RecordError(f"record field {name!r} must be {kind.__name__}, not {type(value).__name__}")
+        expected = "a number" if isinstance(kind, tuple) else kind.__name__
+        raise RecordError(f"record field {name!r} must be {expected}, not {type(value).__name__}")
     return value
 
 

@@ -14,6 +14,7 @@ itself in the ``%%time`` style and lets the user's exception propagate unchanged
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ class CellOptions:
     compact: bool = False
 
 
+@functools.lru_cache(maxsize=1)
 def _cell_parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(prog="%%carbon", add_help=False)
     parser.add_argument("--label", help="a name for this cell's footprint")
@@ -53,6 +55,7 @@ def _cell_parser() -> MagicArgumentParser:
     return parser
 
 
+@functools.lru_cache(maxsize=64)
 def parse_cell_options(argline: str) -> CellOptions:
     """Parse and validate the ``%%carbon`` line; a bad value is a one-line ``UsageError``."""
     args = _cell_parser().parse_args(arg_split(argline, posix=True))

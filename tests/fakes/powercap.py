@@ -245,17 +245,18 @@ class FakePowercap:
             zone.offset_uj = -int(zone.energy_j * 1e6)
             self._write(zone)
 
-    def make_unreadable(self, zone_id: str) -> None:
-        """Mode 000, as a root-only counter looks to a user (and to sysfs even for root)."""
+    def make_unreadable(self, zone_id: str, mode: int = 0o000) -> None:
+        """Takes the read bits away. Mode 000 is unreadable to anyone, root included (as sysfs
+        treats it); 0o400 is the real root-only mode, which only a non-root test can observe."""
         with self._lock:
             zone = self.zones[zone_id]
-            zone.mode = 0o000
+            zone.mode = mode
             self._write(zone)
 
-    def make_root_only(self) -> None:
+    def make_root_only(self, mode: int = 0o000) -> None:
         """Every counter unreadable, as on Linux >= 5.10 for a normal user."""
         for zone_id in list(self.zones):
-            self.make_unreadable(zone_id)
+            self.make_unreadable(zone_id, mode)
 
 
 def _profile(power: PowerProfile | float) -> PowerProfile:

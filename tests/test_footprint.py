@@ -1,0 +1,110 @@
+"""The record: pure arithmetic, re-pricing and schema validation (table-driven)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nbcarbon.errors import RecordError
+from nbcarbon.footprint import Component, Footprint, PricedRegion, co2e_g, measure
+from nbcarbon.meters.base import Channel
+from nbcarbon.sampler import Reading
+
+SE = PricedRegion("SE", "Sweden", 35.82, 2024, "Ember", "lifecycle", "command")
+PL = PricedRegion("PL", "Poland", 662.0, 2024, "Ember", "lifecycle", "command")
+
+
+def make(energy_j: float = 36.0, pue: float = 1.0, region: PricedRegion = SE) -> Footprint:
+    comps = (Component("cpu", "package-0", "rapl-counter", energy_j, energy_j / 2),)
+    return Footprint("a" * 32, None, "x", 3, "2026-01-01T00:00:00+00:00", 2.0, "ok", comps,
+                     energy_j, pue, region, co2e_g(energy_j, pue, region.g_per_kwh), "machine")
+
+
+@pytest.mark.parametrize(("energy_j", "pue", "g_per_kwh", "expected_g"), [
+    (3.6e6, 1.0, 100.0, 100.0),
+    (3.6e6, 1.5, 100.0, 150.0),
+    (1.8e6, 1.2, 35.82, 0.5 * 1.2 * 35.82),
+    (0.0, 2.0, 500.0, 0.0),
+])
+def test_co2e(energy_j, pue, g_per_kwh, expected_g) -> None:
+    assert co2e_g(energy_j, pue, g_per_kwh) == pytest.approx(expected_g)
+
+
+def test_repricing_keeps_energy_and_scales_by_intensity() -> None:
+    fp = make()
+    other = fp.repriced(PL, 1.4)
+    assert other.energy_j == fp.energy_j and other.components == fp.components
+    assert other.co2e_g / fp.co2e_g == pytest.approx(662.0 / 35.82 * 1.4)
+
+
+def test_round_trip_through_dict() -> None:
+    fp = make()
+    assert Footprint.from_dict(fp.to_dict()) == fp
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"schema": 2}, "newer than this nbcarbon"),
+    ({"schema": "1"}, "integer 'schema'"),
+    ({"kind": "summary"}, "kind must be 'cell'"),
+    ({"status": "weird"}, "status must be one of"),
+    ({"energy_j": -1}, "finite number >= 0"),
+    ({"energy_j": float("nan")}, "finite number >= 0"),
+    ({"energy_j": "12"}, "must be"),
+    ({"components": [{"component": "tpu"}]}, "component"),
+    ({"region": None}, "region"),
+    ({"warnings": [1]}, "warnings"),
+])
+def test_invalid_records_say_what_is_wrong(change, message) -> None:
+    d = make().to_dict() | change
+    with pytest.raises(RecordError, match=message):
+        Footprint.from_dict(d)
+
+
+def test_missing_field_is_named() -> None:
+    d = make().to_dict()
+    del d["duration_s"]
+    with pytest.raises(RecordError, match="duration_s"):
+        Footprint.from_dict(d)
+
+
+def test_extra_fields_are_ignored() -> None:
+    d = make().to_dict() | {"from_the_future": 1}
+    assert Footprint.from_dict(d) == make()
+
+
+@given(st.dictionaries(st.text(max_size=12), st.one_of(
+    st.none(), st.integers(), st.floats(), st.text(max_size=8), st.lists(st.integers(), max_size=3))))
+def test_from_dict_never_fails_otherwise(d) -> None:
+    try:
+        Footprint.from_dict(d)
+    except RecordError:
+        pass
+
+
+CPU = Channel("cpu", "package-0", "rapl-counter", "machine")
+MEM = Channel("memory", "process tree", "memory-model", "process")
+
+
+@pytest.mark.parametrize(("begin", "end", "energies", "n_warnings"), [
+    ([Reading(10.0, 0.0), Reading(1.0, 0.0)], [Reading(30.0, 2.0), Reading(2.0, 2.0)], [20.0, 1.0], 0),
+    # end read failed: energy up to the last good reading, with a warning
+    ([Reading(10.0, 0.0), Reading(1.0, 0.0)], [Reading(15.0, 1.0, "lost"), Reading(2.0, 2.0)],
+     [5.0, 1.0], 1),
+    # never read: left out, not counted as zero
+    ([Reading(None, 0.0, "denied"), Reading(1.0, 0.0)], [Reading(None, 2.0, "denied"),
+                                                         Reading(2.0, 2.0)], [1.0], 1),
+])
+def test_measure(begin, end, energies, n_warnings) -> None:
+    out = measure([CPU, MEM], begin, end, 2.0)
+    assert [c.energy_j for c in out.components] == energies
+    assert len(out.warnings) == n_warnings
+    assert all(math.isclose(c.mean_power_w, c.energy_j / 2.0) for c in out.components)
+
+
+def test_attribution_is_machine_when_a_counter_is_machine_wide() -> None:
+    r = [Reading(0.0, 0.0), Reading(0.0, 0.0)]
+    assert measure([CPU, MEM], r, r, 1.0).attribution == "machine"
+    assert measure([MEM], r[:1], r[:1], 1.0).attribution == "process"
