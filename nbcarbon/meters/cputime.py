@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 import re
 import threading
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Channel, LockedMeter
 
 DEFAULT_WATTS_PER_CORE = 12.0
-DEFAULT_SOURCE = "default for an unknown CPU (Green Algorithms, Lannelongue et al. 2021)"
+DEFAULT_SOURCE = "Green Algorithms default for an unknown CPU, Lannelongue et al. 2021"
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def watts_per_core(model_name: str | None) -> tuple[float, str]:
         if hits:
             row = max(hits, key=lambda r: len(r.match))
             return row.watts_per_core, (
-                f"{row.match}: {row.tdp_w:g} W TDP / {row.cores} cores ({row.source})"
+                f"{row.match}: {row.tdp_w:g} W TDP / {row.cores} cores, {row.source}"
             )
     return DEFAULT_WATTS_PER_CORE, DEFAULT_SOURCE
 
@@ -156,8 +157,11 @@ class CpuTimeMeter(LockedMeter):
 
     def _tree_cpu_s(self) -> float:
         if self._own:
+            # process_time() has nanosecond resolution where os.times() counts 10 ms ticks,
+            # which would round a short cell's CPU time to zero; reaped children only exist
+            # in os.times().
             t = os.times()
-            total = t.user + t.system + t.children_user + t.children_system
+            total = time.process_time() + t.children_user + t.children_system
         else:
             try:
                 total = _process_cpu_s(self._tree.process)

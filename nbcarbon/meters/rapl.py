@@ -27,8 +27,10 @@ from pathlib import Path
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Channel, LockedMeter, WrappingCounter
 
-#: Power assumed before the meter has seen any, when the zone publishes no power limit.
-FLOOR_POWER_W = 5.0
+#: Power assumed when the zone publishes no power limit and none higher has been seen: a busy
+#: server package. A generous guess only makes the sampler read a file more often (every ~20 min
+#: for a real 262 kJ range); a low one would let a counter wrap unseen between two reads.
+FLOOR_POWER_W = 100.0
 #: Power limits above this are firmware placeholders for "unlimited", not a package's power.
 _MAX_CREDIBLE_LIMIT_W = 5000.0
 #: A backwards step is a wrap only if the energy it implies fits in this many times the ceiling.
@@ -121,8 +123,8 @@ def _zone_dirs(root: Path) -> list[Path]:
 def _permission_note(root: Path) -> str:
     return (
         "RAPL counters exist but are readable only by root; to measure CPU energy: "
-        f"sudo chmod a+r {root}/intel-rapl*/energy_uj (until reboot) or a udev rule "
-        "that does the same at boot (this reopens the Platypus side channel on shared machines)"
+        f"sudo chmod a+r {root}/intel-rapl*/energy_uj (until reboot) or a udev rule to keep it "
+        "(not on shared machines: Platypus side channel)"
     )
 
 
@@ -250,7 +252,8 @@ class RaplMeter(LockedMeter):
             raise MeterError(f"{self._label}: {_why(err)}") from err
 
     def _assumed_power_w(self) -> float:
-        return max(self.peak_power_w, self.ceiling_w or 0.0, FLOOR_POWER_W)
+        """The highest power the zone may draw: its published limit, else a generous floor."""
+        return max(self.peak_power_w, self.ceiling_w or FLOOR_POWER_W)
 
     def _read(self) -> float:
         if self._closed:

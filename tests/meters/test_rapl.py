@@ -111,9 +111,12 @@ def test_step_in_power_is_followed(fake: FakePowercap) -> None:
 
 
 def test_poll_interval_uses_the_highest_power_seen(fake: FakePowercap) -> None:
-    fake.add_package(0, 20.0, range_uj=10_000_000, core=False)
+    fake.add_package(0, 20.0, range_uj=10_000_000, core=False, power_limit_w=10.0)
+    fake.add_package(1, 20.0, range_uj=10_000_000, core=False)
     meter = RaplMeter(fake.root / "intel-rapl:0", _cpu())
-    assert meter.max_poll_interval_s() == pytest.approx(10.0 / FLOOR_POWER_W / 2)
+    unlimited = RaplMeter(fake.root / "intel-rapl:1", _cpu())
+    assert meter.max_poll_interval_s() == pytest.approx(10.0 / 10.0 / 2)
+    assert unlimited.max_poll_interval_s() == pytest.approx(10.0 / FLOOR_POWER_W / 2)
     fake.start()
     time.sleep(0.1)
     meter.read()
