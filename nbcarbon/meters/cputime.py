@@ -23,9 +23,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import time
 import re
 import threading
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
