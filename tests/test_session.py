@@ -1,0 +1,76 @@
+"""The session end to end with hardware faked at its boundary: RAPL tree and NVML object."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from nbcarbon.errors import RegionError
+from nbcarbon.session import Session
+from nbcarbon.settings import Settings
+from tests.fakes.nvml import FakeGpu, FakeNvml
+from tests.fakes.powercap import FakePowercap
+
+
+def session(root: Path, nvml: FakeNvml | None, interval_s: float = 0.05) -> Session:
+    settings = Settings(interval_s=interval_s, powercap_root=root, ledger=None)
+    return Session(settings, {"NBCARBON_REGION": "SE"}, nvml=nvml or FakeNvml(gpus=[]))
+
+
+def by_component(fp) -> dict:
+    return {(c.component, c.device): c for c in fp.components}
+
+
+def test_counters_and_gpu_paths_within_two_percent(tmp_path: Path) -> None:
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, 30.0, range_uj=5_000_000, dram=4.0, power_limit_w=60.0)
+    nvml = FakeNvml([FakeGpu(power=120.0, has_counter=True),
+                     FakeGpu(name=b"Tesla P100", power=80.0, has_counter=False)])
+    s = session(tmp_path, nvml)
+    with fake:
+        w = s.begin("both")
+        time.sleep(1.0)
+        fp = s.end(w)
+    s.close()
+    comps = by_component(fp)
+    assert comps[("gpu", "gpu0")].method == "nvml-counter"
+    assert comps[("gpu", "gpu1")].method == "nvml-power"
+    for key, power_w, tol in [(("cpu", "package-0"), 30.0, 0.02), (("dram", "package-0"), 4.0, 0.02),
+                              (("gpu", "gpu0"), 120.0, 0.02), (("gpu", "gpu1"), 80.0, 0.02)]:
+        truth = power_w * fp.duration_s
+        assert comps[key].energy_j == pytest.approx(truth, rel=tol), key
+    assert fp.attribution == "machine" and fp.warnings == ()
+    assert fp.energy_j == pytest.approx(sum(c.energy_j for c in fp.components))
+
+
+def test_gpu_lost_mid_window_keeps_what_was_measured_and_says_so(tmp_path: Path) -> None:
+    nvml = FakeNvml([FakeGpu(power=100.0, lost_after_s=0.5)])
+    s = session(tmp_path, nvml)
+    w = s.begin()
+    time.sleep(1.0)
+    fp = s.end(w)
+    notices = s.take_notices()
+    w2 = s.begin()
+    fp2 = s.end(w2)
+    s.close()
+    gpu = by_component(fp)[("gpu", "gpu0")]
+    # Energy up to the last good background reading (0.45-0.5 s at 100 W), not zero, not 1 s.
+    assert 35.0 <= gpu.energy_j <= 55.0
+    assert any("gpu0" in warning and "partly measured" in warning for warning in fp.warnings)
+    assert len(notices) == 1 and "gpu0" in notices[0]
+    # The next window still measures the CPU model and says the GPU is missing.
+    assert ("cpu", "process tree") in by_component(fp2)
+    assert any("gpu0" in warning for warning in fp2.warnings)
+    assert s.take_notices() == []  # one warning, not one per cell
+
+
+def test_bad_region_changes_nothing(tmp_path: Path) -> None:
+    s = session(tmp_path, None)
+    w = s.begin()
+    fp = s.end(w)
+    with pytest.raises(RegionError, match="Did you mean"):
+        s.set_region("Swedn")
+    assert s.records == [fp] and s.region.code == "SE"
+    s.close()
