@@ -81,15 +81,16 @@ class Sampler:
         meter = self.meters[i]
         try:
             total_j = meter.read()
-        except MeterError as exc:
+        except Exception as exc:  # noqa: BLE001 - a meter's bug must cost its reading, not the cell
             t_s = self._clock()
+            message = _describe(exc)
             with self._lock:
                 self._error_counts[i] += 1
-                self._last_errors[i] = str(exc)
+                self._last_errors[i] = message
                 last = self._last_good[i]
             if last is None:
-                return Reading(None, t_s, str(exc))
-            return Reading(last[1], last[0], str(exc))
+                return Reading(None, t_s, message)
+            return Reading(last[1], last[0], message)
         t_s = self._clock()
         with self._lock:
             self._last_good[i] = (t_s, total_j)
@@ -148,10 +149,10 @@ class Sampler:
                 for i, meter in enumerate(self.meters):
                     try:
                         meter.background()
-                    except MeterError as exc:
+                    except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad meter
                         with self._lock:
                             self._error_counts[i] += 1
-                            self._last_errors[i] = str(exc)
+                            self._last_errors[i] = _describe(exc)
                 next_background = now + BACKGROUND_EVERY_S
             self.sample()
 
@@ -179,3 +180,10 @@ class Sampler:
         self.stop()
         for meter in self.meters:
             meter.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """A meter's own errors read as they are; anything else is a bug, named by its type."""
+    if isinstance(exc, MeterError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__} in the meter: {exc}"

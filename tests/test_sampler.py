@@ -79,3 +79,28 @@ def test_thread_starts_stops_and_does_upkeep() -> None:
     s.stop()
     assert threading.active_count() == before
     assert len(s.timeline) >= 3 and meter.background_calls >= 1
+
+
+class Broken(Ramp):
+    def read(self) -> float:
+        if self.failing:
+            raise ZeroDivisionError("bug")
+        return super().read()
+
+    def background(self) -> None:
+        raise RuntimeError("upkeep bug")
+
+
+def test_a_meter_bug_is_a_failed_reading_and_the_thread_survives() -> None:
+    meter = Broken(time.monotonic)
+    s = Sampler([meter], interval_s=0.05)
+    s.start()
+    meter.failing = True
+    time.sleep(0.2)
+    assert s.running
+    r = s.read_all()[0]
+    assert r.total_j is not None and "ZeroDivisionError" in r.error
+    meter.failing = False
+    time.sleep(0.1)
+    assert s.read_all()[0].error is None
+    s.stop()
