@@ -1,7 +1,9 @@
 """The process-wide session and ``track()``, the API for plain scripts.
 
 One kernel has one sampler thread, so the magics and ``track()`` share one session, made on
-first use from the environment (the only place, with the command line, that reads it).
+first use from the environment (the only place, with the command line, that reads it). The
+session's records also go to the history ledger (``NBCARBON_LEDGER``), wired here because only
+this layer knows the notebook's name and what made each record.
 """
 
 from __future__ import annotations
@@ -9,32 +11,118 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .footprint import Footprint
 from .session import Session, Window
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .ledger import Entry, LedgerWriter
+
 _default: Session | None = None
+_hook: "LedgerHook | None" = None
+_source_override: str | None = None
 _default_lock = threading.Lock()
 
 
 def default_session() -> Session:
     """The process's session, created on first use from the ``NBCARBON_*`` environment."""
-    global _default
+    global _default, _hook
     with _default_lock:
         if _default is None:
-            _default = Session(Settings.from_environ(os.environ), os.environ)
+            settings = Settings.from_environ(os.environ)
+            _default = Session(settings, os.environ)
+            if settings.ledger is not None:
+                _hook = LedgerHook(_default, settings.ledger, os.environ)
         return _default
 
 
 def close_default_session() -> None:
-    """Stop the default session's sampler; the next use starts a fresh session."""
-    global _default
+    """Stop the default session's sampler and ledger thread (after writing what is queued);
+    the next use starts a fresh session."""
+    global _default, _hook
     with _default_lock:
         session, _default = _default, None
+        hook, _hook = _hook, None
+    if hook is not None:
+        hook.close()
     if session is not None:
         session.close()
+
+
+def default_ledger() -> "LedgerWriter | None":
+    """The ledger writer of the default session (``None`` when the ledger is off or no session yet)."""
+    return _hook.writer if _hook is not None else None
+
+
+def set_ledger_source(source: str | None) -> None:
+    """Tag every later ledger row of this process with ``source`` (``nbcarbon run`` sets "run")."""
+    global _source_override
+    from .ledger import SOURCES
+
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    _source_override = source
+
+
+def current_notebook_name(environ: Mapping[str, str]) -> str | None:
+    """The running notebook's base name, where the kernel can know it.
+
+    Jupyter sets ``JPY_SESSION_NAME`` for the kernels it starts (and ipykernel copies it into
+    ``__session__``); VS Code puts ``__vsc_ipynb_file__`` in the user namespace. Never a path.
+    """
+    from .ledger import notebook_name
+
+    name = notebook_name(environ.get("JPY_SESSION_NAME"))
+    if name:
+        return name
+    ipython = sys.modules.get("IPython")  # never imported here: only used if already running
+    shell = ipython.get_ipython() if ipython is not None else None
+    ns = getattr(shell, "user_ns", None) or {}
+    for key in ("__vsc_ipynb_file__", "__session__"):
+        name = notebook_name(ns.get(key))
+        if name:
+            return name
+    return None
+
+
+class LedgerHook:
+    """Sends a session's new and re-priced records to a :class:`~nbcarbon.ledger.LedgerWriter`.
+
+    Runs on the cell's path, so it only builds small entries and enqueues them; the writer's
+    thread does the JSON and the SQL. Ledger problems become session notices, shown once.
+    """
+
+    def __init__(self, session: Session, path: Path, environ: Mapping[str, str]) -> None:
+        from .ledger import Entry, LedgerWriter
+
+        self._entry_type = Entry
+        self.session = session
+        self.environ = environ
+        self.writer = LedgerWriter(path, notify=session.add_notice)
+        self._unsubscribe: list[Callable[[], None]] = [
+            session.on_record(self._on_record), session.on_reprice(self._on_reprice)]
+
+    def _entry(self, fp: Footprint) -> "Entry":
+        source = _source_override or self.session.source_of(fp.id) or "magic"
+        return self._entry_type(fp, source, current_notebook_name(self.environ))
+
+    def _on_record(self, fp: Footprint) -> None:
+        self.writer.submit([self._entry(fp)])
+
+    def _on_reprice(self, changed: list[Footprint]) -> None:
+        if changed:
+            self.writer.submit([self._entry(fp) for fp in changed])
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        self.writer.close()
 
 
 class Tracker:
@@ -49,7 +137,7 @@ class Tracker:
 
     def __enter__(self) -> "Tracker":
         label, region, pue = self._args
-        self._window = self._session.begin(label, region, pue)
+        self._window = self._session.begin(label, region, pue, source="track")
         return self
 
     def __exit__(

@@ -1,7 +1,7 @@
 """Tables of footprint records: per-cell rows and totals as text, JSON, CSV or Markdown.
 
-Used by ``nbcarbon report`` and ``nbcarbon run``; pure (records in, text out), so every format
-is one function and never touches measurement.
+Used by ``nbcarbon report``, ``nbcarbon run`` and ``nbcarbon history``; pure (rows in, text out),
+so a new format is one function and never touches measurement or the ledger.
 """
 
 from __future__ import annotations
@@ -11,9 +11,13 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .footprint import Footprint
 from .readout import format_duration, format_energy, format_mass, how_obtained
+
+if TYPE_CHECKING:
+    from .ledger import HistoryRow
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -72,11 +76,43 @@ def render(rs: Sequence[Row], fmt: str = "table") -> str:
              f"{r.region} {r.g_per_kwh:.4g} g/kWh", r.method] for r in rs]
     foot = ["total", f"{total['cells']} cells", "", format_duration(total["duration_s"]),
             format_energy(total["energy_j"]), format_mass(total["co2e_g"]), "", ""]
-    if fmt == "markdown":
-        def line(cells: Sequence[str]) -> str:
-            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-        return "\n".join([line(head), line(["---"] * len(head)), *map(line, body),
-                          line([f"**{c}**" if c else "" for c in foot])])
+    return _markdown(head, body, foot) if fmt == "markdown" else _text(head, body, foot)
+
+
+def render_history(groups: Sequence["HistoryRow"], by: str, fmt: str = "table") -> str:
+    """Ledger totals per notebook or per day, and their sum, in one of :data:`FORMATS`."""
+    total = {"cells": sum(g.cells for g in groups), "duration_s": sum(g.duration_s for g in groups),
+             "energy_j": sum(g.energy_j for g in groups), "co2e_g": sum(g.co2e_g for g in groups)}
+    if fmt == "json":
+        return json.dumps({"by": by, "groups": [{by: g.key, "cells": g.cells,
+                                                  "duration_s": g.duration_s, "energy_j": g.energy_j,
+                                                  "co2e_g": g.co2e_g} for g in groups],
+                           "total": total}, indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([by, "cells", "duration_s", "energy_j", "co2e_g"])
+        for g in groups:
+            writer.writerow([g.key, g.cells, g.duration_s, g.energy_j, g.co2e_g])
+        writer.writerow(["TOTAL", total["cells"], total["duration_s"], total["energy_j"],
+                         total["co2e_g"]])
+        return buf.getvalue().rstrip("\n")
+    head = [by, "cells", "duration", "energy", "CO2e"]
+    body = [[g.key, str(g.cells), format_duration(g.duration_s), format_energy(g.energy_j),
+             format_mass(g.co2e_g)] for g in groups]
+    foot = ["total", str(total["cells"]), format_duration(total["duration_s"]),
+            format_energy(total["energy_j"]), format_mass(total["co2e_g"])]
+    return _markdown(head, body, foot) if fmt == "markdown" else _text(head, body, foot)
+
+
+def _markdown(head: Sequence[str], body: Sequence[Sequence[str]], foot: Sequence[str]) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+    return "\n".join([line(head), line(["---"] * len(head)), *map(line, body),
+                      line([f"**{c}**" if c else "" for c in foot])])
+
+
+def _text(head: Sequence[str], body: Sequence[Sequence[str]], foot: Sequence[str]) -> str:
     widths = [max(len(str(row[i])) for row in [head, *body, foot]) for i in range(len(head))]
 
     def fmt_row(cells: Sequence[str]) -> str:

@@ -7,8 +7,10 @@ record, exactly as in an interactive session. nbclient and ipykernel are importe
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +30,24 @@ class RunResult:
     records: list[Footprint] = field(default_factory=list)
     failed_cell: int | None = None
     error: str | None = None
+    failed_source: str | None = None
+    failed_number: int | None = None  # 1-based among the code cells
+    code_cells: int = 0
+
+    def failure(self) -> str | None:
+        """One line naming the failing cell and why, or ``None`` when every cell ran."""
+        if self.failed_cell is None:
+            return None
+        first = (self.failed_source or "").strip().splitlines()
+        where = f"code cell {self.failed_number} of {self.code_cells}"
+        if first:
+            where += f" ({first[0][:60]!r})"
+        return f"{where} failed: {self.error}"
 
 
 def _setup_code(region: str | None, pue: float | None) -> str:
-    lines = ["%load_ext nbcarbon"]
+    # The ledger calls these rows "run" (not "auto"); no name is left in the user's namespace.
+    lines = ["__import__('nbcarbon.api').api.set_ledger_source('run')", "%load_ext nbcarbon"]
     if region:
         lines.append(f"%carbon region {region}")
     if pue is not None:
@@ -40,16 +56,11 @@ def _setup_code(region: str | None, pue: float | None) -> str:
     return "\n".join(lines)
 
 
-def _silent_execute(client: Any, code: str, timeout_s: float) -> None:
-    """Run set-up code that is not a cell; raise if the kernel reports an error."""
-    kc = client.kc
-    msg_id = kc.execute(code, silent=True, store_history=False)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    content = reply["content"]
+def _silent_execute(client: Any, code: str) -> None:
+    """Run set-up code that is not a cell (no outputs kept, no history); raise if it fails."""
+    msg_id = client.kc.execute(code, silent=True, store_history=False)
+    reply = client.wait_for_reply(msg_id)
+    content = (reply or {}).get("content", {"status": "timeout"})
     if content.get("status") != "ok":
         raise RuntimeError(f"nbcarbon could not start in the kernel: {content.get('ename')}: "
                            f"{content.get('evalue')}")
@@ -65,33 +76,55 @@ def run_notebook(
     kernel_name: str | None = None,
     progress: ProgressFn | None = None,
 ) -> RunResult:
-    """Execute ``path`` measured, write ``output`` (also after a failure), return the records."""
+    """Execute ``path`` measured, write ``output`` (also after a failure), return the records.
+
+    A cell running longer than ``timeout_s`` is interrupted, so it still gets its record (status
+    ``interrupted``) and the run stops there as failed. The kernel is told the notebook's base
+    name (``JPY_SESSION_NAME``, as Jupyter does), so its ledger rows carry it.
+    """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbformat.validator import MissingIDFieldWarning
 
-    nb = nbformat.read(str(path), as_version=4)
+    with warnings.catch_warnings():  # cells without ids are fine for us; nbformat warns of the future
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
+        nb = nbformat.read(str(path), as_version=4)
     client = NotebookClient(
         nb,
         timeout=timeout_s,
+        interrupt_on_timeout=True,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not the start-up warnings, in a CLI
         kernel_name=kernel_name or nb.metadata.get("kernelspec", {}).get("name", "python3"),
         resources={"metadata": {"path": str(path.parent.resolve())}},
     )
     result = RunResult(output)
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    result.code_cells = len(code_cells)
+    env = {**os.environ, "JPY_SESSION_NAME": path.name}
     start = time.monotonic()
     energy_j = 0.0
+    n = 0
     try:
-        with client.setup_kernel():
-            _silent_execute(client, _setup_code(region, pue), timeout_s or 60.0)
+        with client.setup_kernel(env=env):
+            _silent_execute(client, _setup_code(region, pue))
+            info = client.wait_for_reply(client.kc.kernel_info())
+            if info and "language_info" in info["content"]:
+                nb.metadata["language_info"] = info["content"]["language_info"]
             for n, index in enumerate(code_cells, 1):
                 if progress:
                     progress(n - 1, len(code_cells), time.monotonic() - start, energy_j)
+                t0 = time.monotonic()
                 try:
                     client.execute_cell(nb.cells[index], index)
-                except (CellExecutionError, CellTimeoutError) as exc:
-                    result.failed_cell = index
-                    result.error = _first_line(str(exc)) or type(exc).__name__
+                except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+                    result.failed_cell, result.failed_number = index, n
+                    result.failed_source = nb.cells[index].source
+                    ename = getattr(exc, "ename", None)
+                    result.error = (f"{ename}: {getattr(exc, 'evalue', '')}" if ename
+                                    else _first_line(str(exc)) or type(exc).__name__)
+                    if timeout_s and time.monotonic() - t0 >= timeout_s:
+                        result.error = f"timed out after {timeout_s:g} s (interrupted)"
                     break
                 finally:
                     found = collect({"cells": [nb.cells[index]]})
@@ -100,7 +133,9 @@ def run_notebook(
                 progress(len(code_cells) if result.failed_cell is None else n, len(code_cells),
                          time.monotonic() - start, energy_j)
     finally:
-        nbformat.write(nb, str(output))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            nbformat.write(nb, str(output))
     result.records = collect(nb).records
     return result
 
@@ -114,12 +149,21 @@ def _first_line(text: str) -> str:
 
 
 def terminal_progress(stream: Any = sys.stderr) -> ProgressFn:
-    """A one-line progress bar: cell i of n, elapsed time, energy so far."""
+    """A progress bar: cell i of n, elapsed time, energy so far.
+
+    On a terminal it redraws one line; in a log (CI) it writes one line per cell instead.
+    """
+    isatty = getattr(stream, "isatty", None)
+    redraw = bool(isatty and isatty())
+
     def show(done: int, total: int, elapsed_s: float, energy_j: float) -> None:
         width = 24
         filled = int(width * done / total) if total else width
         bar = "#" * filled + "-" * (width - filled)
-        end = "\n" if done >= total else ""
-        stream.write(f"\r[{bar}] cell {done}/{total} · {elapsed_s:.1f} s · {energy_j:.3g} J{end}")
+        text = f"[{bar}] cell {done}/{total} · {elapsed_s:.1f} s · {energy_j:.3g} J"
+        if redraw:
+            stream.write("\r" + text + ("\n" if done >= total else ""))
+        else:
+            stream.write(text + "\n")
         stream.flush()
     return show

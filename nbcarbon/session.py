@@ -43,6 +43,7 @@ class Window:
     errors0: tuple[int, ...]
     region: PricedRegion | None
     pue: float | None
+    source: str = "magic"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Session:
         self.records: list[Footprint] = []
         self._pinned_region: set[str] = set()
         self._pinned_pue: set[str] = set()
+        self._sources: dict[str, str] = {}  # record id -> what opened its window (for the ledger)
         self._record_listeners: list[RecordListener] = []
         self._reprice_listeners: list[RepriceListener] = []
         self._notices: list[str] = []
@@ -116,9 +118,13 @@ class Session:
 
     # -- windows -----------------------------------------------------------------------------
     def begin(
-        self, label: str | None = None, region: str | None = None, pue: float | None = None
+        self, label: str | None = None, region: str | None = None, pue: float | None = None,
+        source: str = "magic",
     ) -> Window:
-        """Open a window. Validates ``region``/``pue`` first, so a bad value starts nothing."""
+        """Open a window. Validates ``region``/``pue`` first, so a bad value starts nothing.
+
+        ``source`` says what opened it ("magic", "auto", "track"); the ledger keeps it.
+        """
         pinned_region = priced(intensity.lookup(region), "magic") if region else None
         pinned_pue = parse_pue(pue, "--pue") if pue is not None else None
         sampler = self.sampler if self.sampler is not None and self.sampler.running else self.start()
@@ -133,6 +139,7 @@ class Session:
             errors0=errors0,
             region=pinned_region,
             pue=pinned_pue,
+            source=source,
         )
 
     def end(
@@ -175,6 +182,7 @@ class Session:
                 nbcarbon_version=self._version,
             ).repriced()
             self.records.append(fp)
+            self._sources[fp.id] = window.source
             if window.region is not None:
                 self._pinned_region.add(fp.id)
             if window.pue is not None:
@@ -199,6 +207,15 @@ class Session:
                 )
             elif not failed and i in self._announced:
                 self._announced.discard(i)
+
+    def add_notice(self, message: str) -> None:
+        """Queue a message from a background part (the ledger writer) for the outer layer to show."""
+        with self._lock:
+            self._notices.append(message)
+
+    def source_of(self, record_id: str) -> str | None:
+        """What opened the window of one of this session's records ("magic", "auto", "track")."""
+        return self._sources.get(record_id)
 
     def take_notices(self) -> list[str]:
         """Messages for the user that the outer layer shows once (stderr, warnings)."""
@@ -276,6 +293,7 @@ class Session:
         """Forget the session's records (saved notebooks and the ledger keep theirs)."""
         with self._lock:
             self.records.clear()
+            self._sources.clear()
             self._pinned_region.clear()
             self._pinned_pue.clear()
 

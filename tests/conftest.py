@@ -43,3 +43,10 @@ def records_of(cell: Any) -> list[dict[str, Any]]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return kernel_env(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests never write to the user's real ledger; ledger tests set their own path."""
+    if "NBCARBON_LEDGER" not in os.environ or os.environ["NBCARBON_LEDGER"] != "off":
+        monkeypatch.setenv("NBCARBON_LEDGER", "off")

@@ -1,0 +1,192 @@
+"""The ``nbcarbon`` console script, run for real in a subprocess (and, for ``run``, a real kernel)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbcarbon import intensity
+from tests.conftest import kernel_env
+
+SCRIPT = shutil.which("nbcarbon", path=str(Path(sys.executable).parent)) or "nbcarbon"
+
+
+def notebook(*sources: str, markdown: str | None = "# a notebook that never mentions nbcarbon") -> dict:
+    cells: list[dict[str, Any]] = [{"cell_type": "markdown", "metadata": {}, "source": markdown}] \
+        if markdown else []
+    cells += [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+               "source": src} for src in sources]
+    return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"}}}
+
+
+def write(path: Path, nb: dict) -> Path:
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def cli(*args: str | Path, env: dict[str, str], cwd: Path | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, *map(str, args)], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def records(nb: dict) -> list[list[dict]]:
+    """The nbcarbon records of each code cell."""
+    return [[o["metadata"]["nbcarbon"] for o in c.get("outputs", [])
+             if "nbcarbon" in o.get("metadata", {})] for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One ``nbcarbon run`` of a plain notebook, shared by the report and history tests."""
+    tmp = tmp_path_factory.mktemp("run")
+    env = kernel_env(tmp, NBCARBON_LEDGER=str(tmp / "ledger.sqlite3"))
+    src = write(tmp / "plain.ipynb", notebook(
+        "total = sum(i * i for i in range(300_000))\ntotal", "print('hello')",
+        "import time\ntime.sleep(0.2)", "def f(x):\n    return x + 1\nf(1)"))
+    proc = cli("run", src, env=env, cwd=tmp)
+    return {"tmp": tmp, "env": env, "proc": proc, "out": tmp / "plain.carbon.ipynb"}
+
+
+def test_run_measures_every_code_cell_of_a_plain_notebook(measured: dict[str, Any]) -> None:
+    proc = measured["proc"]
+    assert proc.returncode == 0, proc.stderr
+    nb = json.loads(measured["out"].read_text())
+    per_cell = records(nb)
+    assert len(per_cell) == 4 and all(len(rs) == 1 for rs in per_cell)
+    assert all(rs[0]["status"] == "ok" and rs[0]["region"]["code"] == "SE" for rs in per_cell)
+    assert "".join(nb["cells"][2]["outputs"][0]["text"]) == "hello\n"  # the cells' own outputs are kept
+    assert "total" in proc.stdout and "4 cells" in proc.stdout and "plain.carbon.ipynb" in proc.stdout
+    assert "cell 4/4" in proc.stderr  # the progress bar
+    assert "Traceback" not in proc.stderr and "WARNING" not in proc.stderr
+    # The kernel's records went to the ledger too, as "run", under the notebook's base name only.
+    rows = sqlite3.connect(measured["tmp"] / "ledger.sqlite3").execute(
+        "SELECT id, notebook, source FROM records").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(rs[0]["id"] for rs in per_cell)
+    assert {(r[1], r[2]) for r in rows} == {("plain.ipynb", "run")}
+
+
+def test_report_json_totals_are_the_sum_of_the_cells(measured: dict[str, Any]) -> None:
+    proc = cli("report", measured["out"], "--format", "json", env=measured["env"])
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    cells, total = data["cells"], data["total"]
+    assert total["cells"] == len(cells) == 4
+    for key in ("energy_j", "co2e_g", "duration_s"):
+        assert math.isclose(total[key], math.fsum(c[key] for c in cells), rel_tol=1e-12)
+    assert total["energy_j"] > 0
+
+
+def test_report_region_reprices_by_the_ratio_of_intensities(measured: dict[str, Any]) -> None:
+    def co2e(region: str) -> list[float]:
+        proc = cli("report", measured["out"], "--region", region, "--format", "json",
+                   env=measured["env"])
+        assert proc.returncode == 0, proc.stderr
+        return [c["co2e_g"] for c in json.loads(proc.stdout)["cells"]]
+
+    ratio = intensity.lookup("PL").g_per_kwh / intensity.lookup("SE").g_per_kwh
+    for se, pl in zip(co2e("SE"), co2e("PL"), strict=True):
+        assert math.isclose(pl / se, ratio, rel_tol=1e-12)
+
+
+def test_report_formats_and_several_notebooks_summed(measured: dict[str, Any]) -> None:
+    out, env = measured["out"], measured["env"]
+    csv = cli("report", out, out, "--format", "csv", env=env)
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("notebook,cell,status")
+    assert len(csv.stdout.splitlines()) == 1 + 8 + 1  # header, cells of both, TOTAL
+    md = cli("report", out, "--format", "markdown", env=env)
+    assert md.stdout.startswith("| notebook | cell |") and "**total**" in md.stdout
+
+
+def test_history_totals_from_the_ledger(measured: dict[str, Any]) -> None:
+    env = measured["env"]
+    proc = cli("history", "--format", "json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    (group,) = data["groups"]
+    assert group["notebook"] == "plain.ipynb" and group["cells"] == 4
+    report = json.loads(cli("report", measured["out"], "--format", "json", env=env).stdout)
+    assert math.isclose(group["energy_j"], report["total"]["energy_j"], rel_tol=1e-9)
+    by_day = cli("history", "--by", "day", "--since", "1d", env=env)
+    assert by_day.returncode == 0 and "total" in by_day.stdout
+    assert cli("history", "--since", "last week", env=env).returncode == 2
+    off = cli("history", env={**env, "NBCARBON_LEDGER": "off"})
+    assert off.returncode == 1 and "off" in off.stderr and "Traceback" not in off.stderr
+
+
+def test_failing_cell_writes_what_was_measured_and_exits_1(tmp_path: Path) -> None:
+    src = write(tmp_path / "fails.ipynb", notebook("x = 1", "raise ValueError('boom')", "print('never')"))
+    out = tmp_path / "out.ipynb"
+    proc = cli("run", src, "-o", out, env=kernel_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "code cell 2 of 3" in proc.stderr and "ValueError: boom" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    per_cell = records(json.loads(out.read_text()))
+    assert [rs[0]["status"] for rs in per_cell[:2]] == ["ok", "error"] and per_cell[2] == []
+
+
+def test_timeout_interrupts_the_cell_and_keeps_its_record(tmp_path: Path) -> None:
+    src = write(tmp_path / "slow.ipynb", notebook("x = 1", "import time\ntime.sleep(60)"))
+    proc = cli("run", src, "--timeout", "1", env=kernel_env(tmp_path), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1 and "timed out after 1 s" in proc.stderr
+    per_cell = records(json.loads((tmp_path / "slow.carbon.ipynb").read_text()))
+    assert per_cell[1][0]["status"] == "interrupted"
+
+
+def test_unreadable_notebooks_get_clear_messages_and_the_rest_is_reported(
+        measured: dict[str, Any], tmp_path: Path) -> None:
+    env = measured["env"]
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [')
+    foreign = write(tmp_path / "foreign.ipynb", {"hello": "world"})
+    empty = write(tmp_path / "empty.ipynb", notebook("1 + 1"))
+    future = json.loads(measured["out"].read_text())
+    for cell in future["cells"]:
+        for o in cell.get("outputs", []):
+            if "nbcarbon" in o.get("metadata", {}):
+                o["metadata"]["nbcarbon"]["schema"] = 99
+    future_path = write(tmp_path / "future.ipynb", future)
+    proc = cli("report", broken, foreign, empty, future_path, measured["out"], "--format", "json",
+               env=env)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "Traceback" not in err
+    assert "broken.ipynb: not a notebook: the file is not valid JSON" in err
+    assert "foreign.ipynb: not a notebook" in err
+    assert "empty.ipynb: no readable nbcarbon records; measure it with `nbcarbon run`" in err
+    assert "future.ipynb: skipped 4 record(s)" in err and "schema 99" in err and "upgrade" in err
+    assert len(err.strip().splitlines()) == 5  # one line per problem, not one per record
+    assert json.loads(proc.stdout)["total"]["cells"] == 4  # the readable notebook is still reported
+    missing = cli("run", tmp_path / "nope.ipynb", env=env)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "x.ipynb", "--region", "NOWHERE"],
+    ["report", "x.ipynb", "--format", "pdf"],
+    ["report", "x.ipynb", "--pue", "9"],
+    ["run", "x.ipynb", "--timeout", "0"],
+    ["frobnicate"],
+])
+def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
+    proc = cli(*args, env=kernel_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_regions_and_status(tmp_path: Path) -> None:
+    env = kernel_env(tmp_path)
+    regions = cli("regions", "swe", env=env)
+    assert regions.returncode == 0 and "SE" in regions.stdout and "Sweden" in regions.stdout
+    status = cli("status", env=env)
+    assert status.returncode == 0 and "meters:" in status.stdout and "region:" in status.stdout

@@ -1,0 +1,285 @@
+"""The history ledger: SQLite rows for every record, written off the cell's path, surviving kills.
+
+The database is always a real file in ``tmp_path``; kernels and writers are real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from nbcarbon import intensity
+from nbcarbon.footprint import Component, Footprint
+from nbcarbon.ledger import (
+    SCHEMA_VERSION,
+    THREAD_NAME,
+    Entry,
+    Ledger,
+    LedgerWriter,
+    notebook_name,
+    parse_since,
+)
+from nbcarbon.session import priced
+from tests.conftest import kernel_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def footprint(i: int = 0, energy_j: float = 10.0, started: datetime | None = None,
+              region: str = "SE") -> Footprint:
+    started = started or datetime.now(timezone.utc)
+    fp = Footprint(
+        id=f"{i:032x}", cell_id=None, label=f"cell {i}", execution_count=i,
+        started_at=started.isoformat(timespec="milliseconds"), duration_s=1.0, status="ok",
+        components=(Component("cpu", "cpu", "cpu-time-model", energy_j, energy_j),),
+        energy_j=energy_j, pue=1.0, region=priced(intensity.lookup(region), "test"), co2e_g=0.0,
+        attribution="process", nbcarbon_version="test",
+    )
+    return fp.repriced()
+
+
+def rows_of(path: Path) -> list[dict]:
+    ledger = Ledger.open(path, create=False)
+    try:
+        return ledger.rows()
+    finally:
+        ledger.close()
+
+
+def python(code: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# -- pure parts ------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, name", [
+    ("/home/ada/secret/analysis.ipynb", "analysis.ipynb"),
+    ("C:\\Users\\ada\\nb.ipynb", "nb.ipynb"),
+    ("relative/dir/x.ipynb", "x.ipynb"),
+    ("plain.ipynb", "plain.ipynb"),
+    ("", None), ("  ", None), (None, None), (3, None),
+])
+def test_notebook_name_is_a_base_name_never_a_path(value: object, name: str | None) -> None:
+    assert notebook_name(value) == name
+
+
+def test_parse_since() -> None:
+    now = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    assert parse_since("30d", now) == now - timedelta(days=30)
+    assert parse_since("12h", now) == now - timedelta(hours=12)
+    assert parse_since("2w", now) == now - timedelta(weeks=2)
+    assert parse_since("2024-05-01", now) == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match="30d"):
+        parse_since("last tuesday", now)
+
+
+def test_repriced_record_updates_its_row_and_totals_group(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "ledger.sqlite3"
+    ledger = Ledger.open(path)
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+    ledger.write([Entry(footprint(1), "magic", "a.ipynb"), Entry(footprint(2), "auto", "a.ipynb"),
+                  Entry(footprint(3), "track", None), Entry(footprint(4, started=old), "run", "b.ipynb")])
+    # Re-priced for PL: same id, so the row is updated; where it came from stays as first written.
+    ledger.write([Entry(footprint(1).repriced(priced(intensity.lookup("PL"), "command")), "auto", "x")])
+    assert ledger.count() == 4
+    (row,) = [r for r in ledger.rows() if r["id"] == footprint(1).id]
+    assert (row["region"], row["source"], row["notebook"]) == ("PL", "magic", "a.ipynb")
+    assert row["record"]["region"]["code"] == "PL" and row["co2e_g"] == row["record"]["co2e_g"]
+    groups = {g.key: g for g in ledger.totals(parse_since("30d"), "notebook")}
+    assert set(groups) == {"a.ipynb", "(no notebook)"}
+    assert groups["a.ipynb"].cells == 2 and groups["a.ipynb"].energy_j == 20.0
+    days = ledger.totals(None, "day")
+    assert len(days) == 2 and sum(d.cells for d in days) == 4
+    ledger.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# -- the writer ------------------------------------------------------------------------------
+def test_writer_commits_promptly_and_stops_its_thread(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    writer = LedgerWriter(path)
+    writer.submit([Entry(footprint(1), "magic", "n.ipynb")])
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:  # committed without a flush: another process sees it
+        if path.exists() and len(rows_of(path)) == 1:
+            break
+        time.sleep(0.005)
+    assert len(rows_of(path)) == 1
+    assert writer.running
+    writer.close()
+    assert not writer.running
+    writer.submit([Entry(footprint(2), "magic", None)])  # after close: ignored, no thread
+    assert not writer.running and len(rows_of(path)) == 1
+
+
+def test_corrupt_file_is_moved_aside_with_one_warning(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"this is not a database, " * 200)
+    notes: list[str] = []
+    writer = LedgerWriter(path, notify=notes.append)
+    writer.submit([Entry(footprint(1), "magic", None)])
+    writer.submit([Entry(footprint(2), "magic", None)])
+    writer.close()
+    assert len(notes) == 1 and "moved it to ledger.sqlite3.corrupt-" in notes[0]
+    (aside,) = tmp_path.glob("ledger.sqlite3.corrupt-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+    assert [r["id"] for r in rows_of(path)] == [footprint(1).id, footprint(2).id]
+
+
+def test_unwritable_place_is_one_warning_and_never_raises(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    notes: list[str] = []
+    writer = LedgerWriter(blocker / "ledger.sqlite3", notify=notes.append)  # parent is a file
+    for i in range(5):
+        writer.submit([Entry(footprint(i), "magic", None)])
+        writer.flush()
+    writer.close()
+    assert len(notes) == 1 and "cannot be written" in notes[0]
+    assert writer.dropped == 5 and writer.written == 0
+
+
+def test_a_newer_schema_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    notes: list[str] = []
+    writer = LedgerWriter(path, notify=notes.append)
+    writer.submit([Entry(footprint(1), "magic", None)])
+    writer.close()
+    assert len(notes) == 1 and "newer than this nbcarbon" in notes[0]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_recording_costs_the_cell_microseconds(tmp_path: Path) -> None:
+    """The session listener only enqueues: its cost is far below a fraction of a millisecond."""
+    from nbcarbon.api import LedgerHook
+    from nbcarbon.session import Session
+    from nbcarbon.settings import Settings
+
+    session = Session(Settings(), {"NBCARBON_REGION": "SE"})
+    hook = LedgerHook(session, tmp_path / "ledger.sqlite3", {"JPY_SESSION_NAME": "x.ipynb"})
+    fps = [footprint(i) for i in range(2000)]
+    costs = []
+    for fp in fps:
+        t0 = time.perf_counter()
+        hook._on_record(fp)
+        costs.append(time.perf_counter() - t0)
+    hook.close()
+    assert statistics.median(costs) < 50e-6, statistics.median(costs)
+    assert len(rows_of(tmp_path / "ledger.sqlite3")) == 2000
+
+
+# -- real processes --------------------------------------------------------------------------
+WRITER = """
+import sys, time
+import nbcarbon
+n, label, start = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+while time.time() < start:
+    time.sleep(0.001)
+for i in range(n):
+    with nbcarbon.track(f"{label}-{i}"):
+        pass
+"""
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    env = kernel_env(tmp_path, NBCARBON_LEDGER=str(path))
+    start = str(time.time() + 1.5)  # both begin together, after their imports
+    procs = [python(WRITER, env, "400", label, start) for label in ("a", "b")]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert "nbcarbon:" not in err  # no ledger warning: nothing was dropped
+    rows = rows_of(path)
+    labels = {r["record"]["label"] for r in rows}
+    assert len(rows) == 800 and labels == {f"{x}-{i}" for x in "ab" for i in range(400)}
+    assert {r["source"] for r in rows} == {"track"}
+
+
+SHELL = """
+import json, threading
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.user_ns["__vsc_ipynb_file__"] = "/home/someone/private/analysis.ipynb"
+ip.run_cell("%load_ext nbcarbon")
+ip.run_cell("%%carbon --label one\\nsum(range(10**5))")
+ip.run_cell("import nbcarbon\\nwith nbcarbon.track('inner'):\\n    pass")
+ip.run_cell("%carbon region PL")
+before = [t.name for t in threading.enumerate()]
+ip.run_cell("%unload_ext nbcarbon")
+print(json.dumps({"before": before, "after": [t.name for t in threading.enumerate()]}))
+"""
+
+
+def test_shell_records_reach_the_ledger_and_unload_stops_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    env = kernel_env(tmp_path, NBCARBON_LEDGER=str(path), HOME=str(tmp_path),
+                     IPYTHONDIR=str(tmp_path / "ipython"))
+    env.pop("JPY_SESSION_NAME", None)
+    p = python(SHELL, env)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    threads = json.loads(out.strip().splitlines()[-1])
+    assert THREAD_NAME in threads["before"]
+    assert not any(name.startswith("nbcarbon") for name in threads["after"])
+    rows = rows_of(path)
+    assert {(r["source"], r["record"]["label"]) for r in rows} == {("magic", "one"), ("track", "inner")}
+    assert {r["notebook"] for r in rows} == {"analysis.ipynb"}
+    assert {r["region"] for r in rows} == {"PL"}  # re-priced rows were updated, not duplicated
+    raw = b"".join(f.read_bytes() for f in tmp_path.glob("ledger.sqlite3*"))
+    assert b"/home/someone" not in raw and b"private" not in raw
+
+
+def test_kernel_killed_mid_cell_keeps_the_earlier_records(tmp_path: Path) -> None:
+    from jupyter_client import KernelManager
+
+    path = tmp_path / "ledger.sqlite3"
+    env = kernel_env(tmp_path, NBCARBON_LEDGER=str(path), JPY_SESSION_NAME="/srv/work/killed.ipynb")
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=env)
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        out: list[str] = []
+
+        def collect(msg: dict) -> None:
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+
+        for code in ["%load_ext nbcarbon", "%carbon auto on", "x = sum(range(10**5))", "y = x * 2",
+                     "import os, nbcarbon.api as a\n"
+                     "print('ids:', os.getpid(), *[r.id for r in a.default_session().records])"]:
+            reply = kc.execute_interactive(code, timeout=60, output_hook=collect)
+            assert reply["content"]["status"] == "ok"
+        pid, *ids = "".join(out).split("ids:")[-1].split()
+        assert len(ids) == 2
+        kc.execute("import time\ntime.sleep(60)")  # measured, and killed in the middle
+        time.sleep(1.0)
+        os.kill(int(pid), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while km.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not km.is_alive()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    rows = {r["id"]: r for r in rows_of(path)}
+    assert set(ids) <= set(rows)
+    assert len(rows) == 3  # the two cells and the print cell before the killed one
+    assert {r["notebook"] for r in rows.values()} == {"killed.ipynb"}
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
