@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension", "track",
-           "read_notebook"]
+           "read_notebook", "dashboard"]
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from .api import Tracker
     from .footprint import Footprint
+    from .panel import Dashboard
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -47,3 +48,49 @@ def read_notebook(path: "str | Path") -> "list[Footprint]":
     from .notebook import read_notebook as _read
 
     return _read(path)
+
+
+def dashboard() -> "Dashboard":
+    """The live panel of ``%carbon dashboard``, as an object (display it, or drive its widgets).
+
+    Loads the extension into the running IPython if it is not loaded yet.
+    """
+    from IPython import get_ipython
+
+    from .magics import open_dashboard
+
+    return open_dashboard(get_ipython())
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from .loops import Epochs
+    from .whatif import Estimate
+
+
+def epochs(iterable: "Iterable[Any]", total: int | None = None, predict_after: int = 1,
+           budget_g: float | None = None, on_budget: str = "warn", **options: Any) -> "Epochs[Any]":
+    """Measure each iteration of a loop and predict the whole loop's energy, CO2e and time.
+
+    ``for epoch in nbcarbon.epochs(range(50), budget_g=100): ...``; see
+    :func:`nbcarbon.loops.epochs` for every option (label, region, pue, progress).
+    """
+    from .loops import epochs as _epochs
+
+    return _epochs(iterable, total, predict_after, budget_g, on_budget, **options)
+
+
+def estimate(*, hours: float, power_w: float | None = None,
+             hardware: "str | Mapping[str, int] | None" = None, count: int = 1, load: float = 1.0,
+             pue: float = 1.0, region: str | None = None, g_per_kwh: float | None = None,
+             lbs_per_kwh: float | None = None) -> "Estimate":
+    """What-if energy (kWh, with PUE) and CO2e of a run elsewhere, from watts or a hardware preset.
+
+    ``nbcarbon.estimate(hardware="A100", count=8, hours=24, region="SE")``; see
+    :func:`nbcarbon.whatif.estimate`.
+    """
+    from .whatif import estimate as _estimate
+
+    return _estimate(hours=hours, power_w=power_w, hardware=hardware, count=count, load=load,
+                     pue=pue, region=region, g_per_kwh=g_per_kwh, lbs_per_kwh=lbs_per_kwh)

@@ -25,11 +25,11 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display, update_display
 from IPython.utils.process import arg_split
 
-from . import intensity, readout
+from . import intensity, readout, summary
 from .api import close_default_session, default_session
 from .errors import NbcarbonError
 from .footprint import Footprint
-from .session import Session, Window
+from .session import Session, Window, priced
 from .settings import parse_pue
 from .status import region_brief, regions_text, session_status
 
@@ -104,6 +104,9 @@ class CarbonExtension:
         self._executing = False
         self._open: tuple[Window, CellOptions] | None = None
         self._shown: dict[str, bool] = {}  # record id -> compact readout shown
+        self._summaries: dict[str, tuple[tuple[str, ...], str]] = {}  # id -> (cell ids, created_at)
+        self._pending: dict[str, Any] = {}  # pricing changes asked for while a measured cell runs
+        self.dashboard: Any = None  # the live panel, at most one (nbcarbon.panel.Dashboard)
         self._unsubscribe = session.on_reprice(self._update_readouts)
 
     # -- wiring ------------------------------------------------------------------------------
@@ -123,6 +126,8 @@ class CarbonExtension:
         self.shell.magics_manager.magics["line"].pop("carbon", None)
         self.shell.magics_manager.magics["cell"].pop("carbon", None)
         self._unsubscribe()
+        if self.dashboard is not None:
+            self.dashboard.close()  # stops its thread before the session's sampler stops
 
     # -- the transformer and the hooks -------------------------------------------------------
     def _strip(self, lines: list[str]) -> list[str]:
@@ -156,7 +161,8 @@ class CarbonExtension:
             options = CellOptions(compact=True)
         else:
             return
-        window = self.session.begin(options.label, options.region, options.pue)
+        source = "magic" if argline is not None else "auto"
+        window = self.session.begin(options.label, options.region, options.pue, source=source)
         self._open = (window, options)
 
     def post_run_cell(self, result: Any) -> None:
@@ -173,6 +179,7 @@ class CarbonExtension:
         cell_id = getattr(result.info, "cell_id", None)
         fp = self.session.end(window, status, result.execution_count, cell_id)
         self.show(fp, options.compact)
+        self._apply_pending()
 
     # -- readouts ----------------------------------------------------------------------------
     def show(self, fp: Footprint, compact: bool) -> None:
@@ -183,12 +190,97 @@ class CarbonExtension:
             print(notice, file=sys.stderr)
 
     def _update_readouts(self, changed: list[Footprint]) -> None:
+        """Re-render every readout and summary shown, in place, through their display ids.
+
+        This also runs outside any cell (the dashboard's selector is handled as a comm message):
+        the frontend applies ``update_display_data`` by display id whichever message caused it.
+        """
         for fp in changed:
             compact = self._shown.get(fp.id)
             if compact is None:
                 continue
             data, metadata = readout.mimebundle(fp, compact)
             update_display(data, raw=True, metadata=metadata, display_id=fp.id)
+        if changed and self._summaries:
+            by_id = {fp.id: fp for fp in self.session.records}
+            for summary_id, (cells, created_at) in self._summaries.items():
+                if all(c in by_id for c in cells):  # after %carbon reset a summary keeps its prices
+                    self._show_summary([by_id[c] for c in cells], summary_id, created_at)
+
+    def show_summary(self) -> None:
+        """``%carbon summary``: the static table of the session's cells, with its own record.
+
+        It is re-priced in place like the readouts, as long as the session holds its cells.
+        """
+        records = list(self.session.records)
+        record = self._show_summary(records)
+        self._summaries[record["id"]] = (tuple(fp.id for fp in records), record["created_at"])
+
+    def _show_summary(self, records: list[Footprint], summary_id: str | None = None,
+                      created_at: str | None = None) -> dict[str, Any]:
+        from . import __version__
+
+        data, metadata = summary.mimebundle(records, self.session.region, self.session.pue,
+                                            __version__, summary_id, created_at)
+        record: dict[str, Any] = metadata["nbcarbon"]
+        if summary_id is None:
+            display(data, raw=True, metadata=metadata, display_id=record["id"])
+        else:
+            update_display(data, raw=True, metadata=metadata, display_id=summary_id)
+        return record
+
+    # -- pricing: now, or when the measured cell that is running finishes ----------------------
+    def change_pricing(self, region: str | None = None, pue: object = None,
+                       chosen_by: str = "command") -> list[Footprint] | None:
+        """Re-price the session and everything shown; ``None`` if deferred to the cell's end.
+
+        Values are validated at once (a bad one raises and changes nothing). While a measured
+        cell runs, the change waits for ``post_run_cell``, so that cell's record, the totals and
+        the readouts are all priced the same way.
+        """
+        if region is not None:
+            intensity.lookup(region)
+        if pue is not None:
+            pue = parse_pue(pue, "PUE")
+        if self._open is not None:
+            if region is not None:
+                self._pending["region"] = (region, chosen_by)
+            if pue is not None:
+                self._pending["pue"] = pue
+            return None
+        changed: dict[str, Footprint] = {}
+        if region is not None:
+            changed.update((fp.id, fp) for fp in self.session.set_region(region, chosen_by))
+        if pue is not None:
+            changed.update((fp.id, fp) for fp in self.session.set_pue(pue))
+        return list(changed.values())
+
+    def _apply_pending(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        region, chosen_by = pending.get("region", (None, "command"))
+        self.change_pricing(region, pending.get("pue"), chosen_by)
+        if self.dashboard is not None:
+            self.dashboard.applied()
+
+    # -- the dashboard -----------------------------------------------------------------------
+    def open_dashboard(self) -> Any:
+        """A new live panel; the previous one, if any, is closed (one live thread at most)."""
+        from .panel import Dashboard
+
+        if self.dashboard is not None:
+            self.dashboard.close()
+
+        def set_pricing(**change: Any) -> list[Footprint] | None:
+            return self.change_pricing(**change, chosen_by="dashboard")
+
+        def forget(dash: Any) -> None:
+            if self.dashboard is dash:
+                self.dashboard = None
+
+        self.dashboard = Dashboard(self.session, set_pricing, on_close=forget)
+        return self.dashboard
 
     # -- the nested path ---------------------------------------------------------------------
     def run_body(self, cell: str, options: CellOptions) -> Any:
@@ -240,7 +332,14 @@ class CarbonMagics(Magics):
         %carbon regions [TEXT]   list regions matching TEXT with intensity, year and source
         %carbon pue X            set the PUE (1.0 to 3.0)
         %carbon auto on|off      measure every cell, with a one-line readout
+        %carbon dashboard        a live panel: totals, power now, region and PUE, last cells
+        %carbon summary          a static table of the session's cells and totals (with a record)
+        %carbon plot [cells]     energy per cell, stacked by component (returns the figure)
+        %carbon plot timeline    power over time, measured cells shaded (returns the figure)
         %carbon reset            forget the session's records (notebooks keep theirs)
+
+        A region or PUE change re-prices every readout and total shown; made while a measured
+        cell runs (e.g. from the dashboard), it applies when that cell finishes.
         """
         if cell is not None:
             options = parse_cell_options(line)
@@ -252,29 +351,59 @@ class CarbonMagics(Magics):
         except NbcarbonError as exc:
             raise UsageError(str(exc)) from None
 
-    def _command(self, command: str, rest: list[str]) -> None:
+    def _command(self, command: str, rest: list[str]) -> Any:
         session = self.ext.session
+        later = "; applies when this cell finishes"
         if command == "status" and not rest:
             print(session_status(session, self.ext.auto))
         elif command == "region" and len(rest) == 1:
-            changed = session.set_region(rest[0])
-            print(f"nbcarbon: region {region_brief(session.region)}; {len(changed)} readout(s) re-priced")
+            changed = self.ext.change_pricing(region=rest[0])
+            if changed is None:
+                print(f"nbcarbon: region {region_brief(priced(intensity.lookup(rest[0]), 'command'))}"
+                      f"{later}")
+            else:
+                print(f"nbcarbon: region {region_brief(session.region)}; "
+                      f"{len(changed)} readout(s) re-priced")
         elif command == "regions" and len(rest) <= 1:
             print(regions_text(rest[0] if rest else ""))
         elif command == "pue" and len(rest) == 1:
-            changed = session.set_pue(rest[0])
-            print(f"nbcarbon: PUE {session.pue:g}; {len(changed)} readout(s) re-priced")
+            changed = self.ext.change_pricing(pue=rest[0])
+            if changed is None:
+                print(f"nbcarbon: PUE {parse_pue(rest[0], 'PUE'):g}{later}")
+            else:
+                print(f"nbcarbon: PUE {session.pue:g}; {len(changed)} readout(s) re-priced")
+        elif command == "dashboard" and not rest:
+            display(self.ext.open_dashboard().widget)
+        elif command == "summary" and not rest:
+            self.ext.show_summary()
+        elif command == "plot" and rest in ([], ["cells"], ["timeline"]):
+            return self._plot(rest[0] if rest else "cells")
         elif command == "auto" and rest in (["on"], ["off"]):
             self.ext.auto = rest[0] == "on"
             print(f"nbcarbon: auto {'on: every cell is measured' if self.ext.auto else 'off'}")
         elif command == "reset" and not rest:
             session.reset()
+            if self.ext.dashboard is not None:
+                self.ext.dashboard.refresh()
             print("nbcarbon: session records forgotten (saved readouts and the ledger keep theirs)")
         else:
             raise UsageError(
                 f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "
-                "region CODE, regions [TEXT], pue X, auto on|off, reset (see %carbon?)"
+                "region CODE, regions [TEXT], pue X, auto on|off, dashboard, summary, "
+                "plot [cells|timeline], reset (see %carbon?)"
             )
+        return None
+
+    def _plot(self, what: str) -> Any:
+        from . import plots
+
+        session = self.ext.session
+        if what == "cells":
+            return plots.cells_figure(list(session.records))
+        sampler = session.sampler
+        timeline = list(sampler.timeline) if sampler is not None else []
+        channels = [m.channel for m in sampler.meters] if sampler is not None else []
+        return plots.timeline_figure(timeline, channels, list(session.records))
 
 
 def load_line(ext: CarbonExtension) -> str:
@@ -296,6 +425,14 @@ def load(shell: Any) -> None:
     ext.attach()
     _extensions[id(shell)] = ext
     print(load_line(ext))
+
+
+def open_dashboard(shell: Any) -> Any:
+    """``nbcarbon.dashboard()``: load the extension into ``shell`` if needed, return a new panel."""
+    if shell is None:
+        raise NbcarbonError("nbcarbon.dashboard() needs IPython or Jupyter (ipywidgets show in Jupyter)")
+    load(shell)
+    return _extensions[id(shell)].open_dashboard()
 
 
 def unload(shell: Any) -> None:

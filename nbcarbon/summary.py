@@ -1,0 +1,142 @@
+"""``%carbon summary``: one static table of the session's cells and totals, with its own record.
+
+Why static: a summary is read long after the kernel is gone, on GitHub or nbviewer, where no
+widget state and no script runs. So it is plain HTML (inline styles, every value escaped) plus a
+``text/plain`` table, and its ``metadata["nbcarbon"]`` carries a ``kind: "summary"`` record that
+names the cells it covers by record id, so tools can check the totals against the cells' records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+from .footprint import Footprint, PricedRegion
+from .readout import format_duration, format_energy, format_mass, how_obtained
+from .session import Totals
+
+KIND = "summary"
+_CELL = "padding:1px 10px 1px 0;text-align:{align};border-bottom:1px solid #ddd"
+_BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
+        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
+_COLUMNS = (("cell", "left"), ("status", "left"), ("duration", "right"), ("energy", "right"),
+            ("CO2e", "right"), ("region", "left"), ("how obtained", "left"))
+
+
+def totals_of(records: Sequence[Footprint]) -> Totals:
+    """Sums over ``records`` (energy before PUE; CO2e as each record is priced now)."""
+    by_component: dict[str, float] = {}
+    for fp in records:
+        for name, energy_j in fp.energy_by_component().items():
+            by_component[name] = by_component.get(name, 0.0) + energy_j
+    return Totals(cells=len(records), duration_s=sum(fp.duration_s for fp in records),
+                  energy_j=sum(fp.energy_j for fp in records),
+                  co2e_g=sum(fp.co2e_g for fp in records), energy_by_component_j=by_component)
+
+
+def cell_name(fp: Footprint) -> str:
+    """What a cell is called in tables: its label, else ``In [n]``, else ``window``."""
+    if fp.label is not None:
+        return fp.label
+    return f"In [{fp.execution_count}]" if fp.execution_count is not None else "window"
+
+
+def summary_record(
+    records: Sequence[Footprint],
+    totals: Totals,
+    region: PricedRegion,
+    pue: float,
+    version: str,
+    summary_id: str | None = None,
+    created_at: str | None = None,
+) -> dict[str, Any]:
+    """The ``kind: "summary"`` record (schema 1) for ``records`` priced in ``region``/``pue``.
+
+    ``co2e_g`` is the sum of the cells' own prices: a cell pinned to another region by
+    ``--region`` keeps its price, so the total always equals the sum of the rows shown.
+    ``summary_id``/``created_at`` are passed when a shown summary is re-priced in place.
+    """
+    return {
+        "schema": 1,
+        "kind": KIND,
+        "id": summary_id or uuid.uuid4().hex,
+        "created_at": created_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "cells": [fp.id for fp in records],
+        "n_cells": totals.cells,
+        "duration_s": totals.duration_s,
+        "energy_j": totals.energy_j,
+        "co2e_g": totals.co2e_g,
+        "pue": pue,
+        "region": {"code": region.code, "name": region.name, "g_per_kwh": region.g_per_kwh,
+                   "year": region.year, "source": region.source, "basis": region.basis,
+                   "chosen_by": region.chosen_by},
+        "energy_by_component_j": dict(totals.energy_by_component_j),
+        "nbcarbon_version": version,
+    }
+
+
+def _row(fp: Footprint) -> tuple[str, ...]:
+    return (cell_name(fp), fp.status, format_duration(fp.duration_s), format_energy(fp.energy_j),
+            format_mass(fp.co2e_g), f"{fp.region.code} · PUE {fp.pue:g}", how_obtained(fp.components))
+
+
+def _total_row(records: Sequence[Footprint], totals: Totals) -> tuple[str, ...]:
+    components = [c for fp in records for c in fp.components]
+    return (f"total ({totals.cells} cells)", "", format_duration(totals.duration_s),
+            format_energy(totals.energy_j), format_mass(totals.co2e_g), "", how_obtained(components))
+
+
+def _region_note(region: PricedRegion, pue: float) -> str:
+    year = f" {region.year}" if region.year and str(region.year) not in region.source else ""
+    return (f"priced for {region.code} {region.name}, {region.g_per_kwh:.4g} g CO2e/kWh "
+            f"({region.source}{year}, {region.basis}) · PUE {pue:g}")
+
+
+def text(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
+    """The plain-text table (terminals, ``nbconvert --to script``, diffs)."""
+    rows = [tuple(name for name, _ in _COLUMNS), *(_row(fp) for fp in records),
+            _total_row(records, totals)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for r in rows:
+        cells = [r[i].ljust(widths[i]) if _COLUMNS[i][1] == "left" else r[i].rjust(widths[i])
+                 for i in range(len(widths))]
+        lines.append("  ".join(cells) + "  " + r[-1])
+    by = ", ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
+    lines.append(f"by component: {by or 'none'}")
+    lines.append(_region_note(region, pue))
+    return "nbcarbon summary\n" + "\n".join(lines)
+
+
+def html(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
+    """Script-free HTML with inline styles (sanitisers keep them); every value escaped."""
+    def tr(values: tuple[str, ...], tag: str = "td", bold: bool = False) -> str:
+        weight = ";font-weight:bold" if bold else ""
+        return "<tr>" + "".join(
+            f'<{tag} style="{_CELL.format(align=align)}{weight}">{escape(v)}</{tag}>'
+            for v, (_, align) in zip(values, _COLUMNS, strict=True)) + "</tr>"
+
+    head = tr(tuple(name for name, _ in _COLUMNS), "th")
+    body = "".join(tr(_row(fp)) for fp in records)
+    foot = tr(_total_row(records, totals), bold=True)
+    by = " · ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
+    return (f'<div style="{_BOX}"><div><b>nbcarbon summary</b></div>'
+            f'<table style="border-collapse:collapse;margin:2px 0"><thead>{head}</thead>'
+            f"<tbody>{body}</tbody><tfoot>{foot}</tfoot></table>"
+            f"<div>by component: {escape(by or 'none')}</div>"
+            f"<div>{escape(_region_note(region, pue))}</div></div>")
+
+
+def mimebundle(
+    records: Sequence[Footprint], region: PricedRegion, pue: float, version: str,
+    summary_id: str | None = None, created_at: str | None = None,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(data, metadata)`` of the summary's ``display_data`` output."""
+    totals = totals_of(records)
+    data = {"text/plain": text(records, totals, region, pue),
+            "text/html": html(records, totals, region, pue)}
+    record = summary_record(records, totals, region, pue, version, summary_id, created_at)
+    return data, {"nbcarbon": record}
