@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--region", help="re-price for this region")
     rep.add_argument("--pue", type=str, help="re-price with this PUE")
     rep.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
+    rep.add_argument("--compare", nargs="+", metavar="CODE",
+                     help="price the records in each region side by side (e.g. SE PL), not per cell")
+    rep.add_argument("--plot", type=Path, metavar="PNG", help="with --compare: save the bar chart")
 
     reg = sub.add_parser("regions", help="list regions and their carbon intensity")
     reg.add_argument("text", nargs="?", default="")
@@ -147,8 +150,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .session import priced
 
     pue = _validate_pricing(args.region, args.pue)
+    for code in args.compare or ():
+        intensity.lookup(code)
     region = priced(intensity.lookup(args.region), "report --region") if args.region else None
     all_rows = []
+    all_records = []
     failed = False
     for path in args.notebooks:
         try:
@@ -164,7 +170,16 @@ def cmd_report(args: argparse.Namespace) -> int:
                   + ("" if found.problems else "; measure it with `nbcarbon run`"))
         failed = failed or bool(found.problems) or not found.records
         records = [fp.repriced(region, pue) for fp in found.records]
+        all_records.extend(records)
         all_rows.extend(report.rows(path.name, records))
+    if args.compare:
+        from .compare import cli_compare
+
+        if not all_records:
+            return 1
+        print(cli_compare(all_records, args.compare, args.format, pue,
+                          str(args.plot) if args.plot else None))
+        return 1 if failed else 0
     print(report.render(all_rows, args.format))
     return 1 if failed else 0
 

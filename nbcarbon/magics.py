@@ -334,6 +334,7 @@ class CarbonMagics(Magics):
         %carbon auto on|off      measure every cell, with a one-line readout
         %carbon dashboard        a live panel: totals, power now, region and PUE, last cells
         %carbon summary          a static table of the session's cells and totals (with a record)
+        %carbon compare CODE...  the session's work priced in each region (table + bar chart)
         %carbon plot [cells]     energy per cell, stacked by component (returns the figure)
         %carbon plot timeline    power over time, measured cells shaded (returns the figure)
         %carbon reset            forget the session's records (notebooks keep theirs)
@@ -376,6 +377,13 @@ class CarbonMagics(Magics):
             display(self.ext.open_dashboard().widget)
         elif command == "summary" and not rest:
             self.ext.show_summary()
+        elif command == "compare" and rest:
+            from .compare import compare, compare_figure, compare_table, outermost
+
+            rows = compare(outermost(session.records), rest)
+            text, html = compare_table(rows)
+            display({"text/plain": text, "text/html": html}, raw=True)
+            return compare_figure(rows)
         elif command == "plot" and rest in ([], ["cells"], ["timeline"]):
             return self._plot(rest[0] if rest else "cells")
         elif command == "auto" and rest in (["on"], ["off"]):
@@ -390,7 +398,7 @@ class CarbonMagics(Magics):
             raise UsageError(
                 f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "
                 "region CODE, regions [TEXT], pue X, auto on|off, dashboard, summary, "
-                "plot [cells|timeline], reset (see %carbon?)"
+                "compare CODE..., plot [cells|timeline], reset (see %carbon?)"
             )
         return None
 

@@ -34,7 +34,14 @@ def format_energy(energy_j: float) -> str:
         other = f"{wh:.3g} Wh"
     else:
         other = f"{wh / 1000:.3g} kWh"
-    joules = f"{energy_j:.3g} J" if energy_j < 1e4 else f"{energy_j / 1000:.3g} kJ"
+    if energy_j < 1e3:
+        joules = f"{energy_j:.3g} J"
+    elif energy_j < 1e6:
+        joules = f"{energy_j / 1e3:.3g} kJ"
+    elif energy_j < 1e9:
+        joules = f"{energy_j / 1e6:.3g} MJ"
+    else:
+        joules = f"{energy_j / 1e9:.3g} GJ"
     return f"{joules} ({other})"
 
 

@@ -115,3 +115,15 @@ def test_reload_does_not_duplicate_hooks(shell: InteractiveShell) -> None:
     assert len(records()) == 1
     assert sum(1 for cb in shell.events.callbacks["pre_run_cell"]
                if getattr(cb, "__qualname__", "").startswith("CarbonExtension")) == 1
+
+
+def test_compare_prices_the_session_in_each_region(shell: InteractiveShell) -> None:
+    shell.run_cell("%%carbon\nsum(range(100000))")
+    result = shell.run_cell("%carbon compare SE PL")
+    assert result.success
+    ax = result.result.axes[0]
+    assert [t.get_text().split()[0] for t in ax.get_xticklabels()] == ["SE", "PL"]
+    se, pl = (p.get_height() for p in ax.patches)
+    assert pl > se > 0
+    bad = shell.run_cell("%carbon compare SE NOWHERE")
+    assert not bad.success and len(records()) == 1

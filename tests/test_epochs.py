@@ -1,0 +1,244 @@
+"""nbcarbon.epochs(): windows per iteration, predictions, the budget, statuses and the display.
+
+The hardware is faked at its boundary: one counter meter whose total the loop body advances,
+so each iteration's energy is exactly what the test says.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nbcarbon.errors import RegionError
+from nbcarbon.intensity import lookup
+from nbcarbon.loops import BudgetWarning, epochs
+from nbcarbon.meters.base import Channel, Meter
+from nbcarbon.meters.probe import ProbeResult
+from nbcarbon.session import Session
+from nbcarbon.settings import Settings
+from tests.conftest import kernel_env, run_cells
+
+KWH = 3.6e6
+SE = lookup("SE").g_per_kwh
+
+
+class CounterMeter(Meter):
+    channel = Channel("cpu", "package-0", "rapl-counter", "machine")
+
+    def __init__(self) -> None:
+        self.total_j = 0.0
+
+    def read(self) -> float:
+        return self.total_j
+
+
+@pytest.fixture
+def meter() -> CounterMeter:
+    return CounterMeter()
+
+
+@pytest.fixture
+def session(meter: CounterMeter) -> Iterator[Session]:
+    s = Session(Settings(interval_s=0.05), {"NBCARBON_REGION": "SE"},
+                probe_fn=lambda root, nvml=None: ProbeResult([meter]))
+    yield s
+    s.close()
+
+
+def run(loop, meter: CounterMeter, costs_kwh: list[float]) -> list[int]:
+    seen = []
+    for i in loop:
+        meter.total_j += costs_kwh[i] * KWH
+        seen.append(i)
+    return seen
+
+
+def test_each_iteration_is_a_record_in_the_session(session: Session, meter: CounterMeter) -> None:
+    out = io.StringIO()
+    loop = epochs(range(5), session=session, stream=out, progress="text")
+    assert run(loop, meter, [1.0] * 5) == [0, 1, 2, 3, 4]
+    assert [fp.label for fp in session.records] == [f"epoch {i}/5" for i in range(1, 6)]
+    assert loop.records == session.records
+    assert all(fp.status == "ok" for fp in loop.records)
+    assert [fp.energy_j for fp in loop.records] == pytest.approx([KWH] * 5)
+    assert loop.records[0].co2e_g == pytest.approx(SE)
+    assert [p.done for p in loop.predictions] == [1, 2, 3, 4]  # none once the loop is complete
+    text = out.getvalue()
+    assert "epoch 1/5" in text and "nbcarbon: 5/5 epochs" in text and "prediction method:" in text
+
+
+def test_prediction_waits_for_predict_after_and_handles_warm_up(session: Session,
+                                                               meter: CounterMeter) -> None:
+    costs = [5.0] + [1.0] * 19
+    loop = epochs(range(20), predict_after=3, session=session, progress=None)
+    seen_predictions = []
+    for i in loop:
+        meter.total_j += costs[i] * KWH
+        seen_predictions.append(loop.prediction)
+    assert seen_predictions[:3] == [None, None, None]  # visible inside iteration i = after i done
+    first = loop.predictions[0]
+    assert first.done == 3 and first.warmup == 1
+    assert first.energy_j == pytest.approx(sum(costs) * KWH, rel=1e-6)
+    assert "warm-up" in first.method
+    assert "predicted after epoch 3" in loop.summary() and "(+0%)" in loop.summary()
+
+
+def test_budget_warn_warns_once_and_goes_on(session: Session, meter: CounterMeter) -> None:
+    loop = epochs(range(10), budget_g=5 * SE, session=session, progress=None)  # 10 kWh predicted
+    with pytest.warns(BudgetWarning) as caught:
+        seen = run(loop, meter, [1.0] * 10)
+    assert seen == list(range(10)) and not loop.stopped
+    assert len([w for w in caught if issubclass(w.category, BudgetWarning)]) == 1
+    message = str(caught[0].message)
+    assert "over the budget of" in message and "95% interval" in message and "predicted" in message
+    assert loop.over_budget
+
+
+def test_budget_stop_ends_the_loop_cleanly_after_the_current_iteration(
+        session: Session, meter: CounterMeter) -> None:
+    out = io.StringIO()
+    loop = epochs(range(10), budget_g=5 * SE, on_budget="stop", session=session, stream=out,
+                  progress="text")
+    seen = run(loop, meter, [1.0] * 10)
+    after_loop = True  # code after the loop runs: the loop simply ended
+    # One iteration is not enough to stop (its low end, 4 kWh, is under 5): the second is.
+    assert seen == [0, 1] and after_loop and loop.stopped
+    assert len(session.records) == 2 and all(fp.status == "ok" for fp in session.records)
+    assert loop.message is not None and "stopping the loop" in loop.message
+    assert "predicted 358 g CO2e" in loop.message and "budget of 179 g" in loop.message
+    assert "95% interval" in loop.message
+    assert loop.message in out.getvalue() and "stopped by the budget" in out.getvalue()
+
+
+def test_slow_first_epoch_does_not_trip_the_budget(session: Session, meter: CounterMeter) -> None:
+    # Naive extrapolation of epoch 1 says 30 kWh; the truth is 12 kWh, under the 14 kWh budget.
+    costs = [3.0] + [1.0] * 9
+    loop = epochs(range(10), budget_g=14 * SE, on_budget="stop", session=session, progress=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(loop, meter, costs) == list(range(10))
+    assert not loop.stopped and not loop.over_budget
+
+
+def test_single_iteration_stops_when_even_the_low_end_is_over(session: Session,
+                                                              meter: CounterMeter) -> None:
+    loop = epochs(range(10), budget_g=2 * SE, on_budget="stop", session=session, progress=None)
+    assert run(loop, meter, [1.0] * 10) == [0]  # low end: 1 + 9/3 = 4 kWh > 2 kWh
+
+
+def test_exception_propagates_unchanged_and_the_window_says_error(session: Session,
+                                                                  meter: CounterMeter) -> None:
+    boom = ValueError("boom")
+    with pytest.raises(ValueError) as info:
+        for i in epochs(range(5), session=session, progress=None):
+            meter.total_j += KWH
+            if i == 2:
+                raise boom
+    assert info.value is boom
+    assert [fp.status for fp in session.records] == ["ok", "ok", "error"]
+    assert session.records[-1].energy_j == pytest.approx(KWH)
+
+
+def test_break_closes_the_window_ok(session: Session, meter: CounterMeter) -> None:
+    for i in epochs(range(5), session=session, progress=None):
+        meter.total_j += KWH
+        if i == 1:
+            break
+    assert [fp.status for fp in session.records] == ["ok", "ok"]
+
+
+def test_with_form_tells_ctrl_c_from_errors(session: Session, meter: CounterMeter) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with epochs(range(5), session=session, progress=None) as loop:
+            for i in loop:
+                meter.total_j += KWH
+                if i == 1:
+                    raise KeyboardInterrupt
+    assert [fp.status for fp in session.records] == ["ok", "interrupted"]
+    assert session.records[-1].energy_j == pytest.approx(KWH)
+
+
+def test_no_total_means_no_prediction_but_the_budget_counts_spent(session: Session,
+                                                                  meter: CounterMeter) -> None:
+    def forever() -> Iterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    loop = epochs(forever(), budget_g=2.5 * SE, on_budget="stop", session=session, progress=None)
+    seen = run(loop, meter, [1.0] * 100)
+    assert seen == [0, 1, 2] and loop.predictions == []
+    assert [fp.label for fp in session.records] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert "no total known" in (loop.message or "")
+
+
+def test_widget_view_tracks_the_loop(session: Session, meter: CounterMeter) -> None:
+    pytest.importorskip("ipywidgets")
+    loop = epochs(range(4), session=session, progress="widget", budget_g=1000.0)
+    run(loop, meter, [1.0] * 4)
+    view = loop._view
+    assert view is not None and view.bar.value == 4 and view.bar.max == 4
+    assert view.bar.bar_style == "success"
+    assert "4/4 epochs" in view.text.value and "<script" not in view.text.value
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"on_budget": "kill"}, ValueError, "on_budget must be 'warn' or 'stop'"),
+    ({"predict_after": 0}, ValueError, "predict_after"),
+    ({"budget_g": -1}, ValueError, "budget_g"),
+    ({"total": -3}, ValueError, "total"),
+    ({"progress": "fancy"}, ValueError, "progress"),
+    ({"region": "Swedn"}, RegionError, "Sweden"),
+    ({"pue": 9}, ValueError, "pue"),
+])
+def test_bad_arguments_fail_before_the_loop(session: Session, kwargs: dict, error: type,
+                                            match: str) -> None:
+    with pytest.raises(error, match=match):
+        epochs(range(3), session=session, **kwargs)
+    assert session.records == []
+
+
+def test_a_loop_is_iterated_once(session: Session, meter: CounterMeter) -> None:
+    loop = epochs(range(2), session=session, progress=None)
+    run(loop, meter, [1.0, 1.0])
+    with pytest.raises(RuntimeError, match="once"):
+        iter(loop)
+
+
+def test_region_and_pue_price_the_loop(session: Session, meter: CounterMeter) -> None:
+    loop = epochs(range(2), session=session, progress=None, region="PL", pue=1.5)
+    run(loop, meter, [1.0, 1.0])
+    assert loop.records[0].region.code == "PL" and loop.records[0].pue == 1.5
+    assert loop.records[0].co2e_g == pytest.approx(1.5 * lookup("PL").g_per_kwh)
+
+
+def test_package_functions_stay_callable_and_import_stays_light() -> None:
+    code = ("import sys, nbcarbon, nbcarbon.loops, nbcarbon.whatif, nbcarbon.predict, nbcarbon.compare;"
+            "print(callable(nbcarbon.epochs), callable(nbcarbon.estimate),"
+            "sorted(m for m in ('IPython', 'matplotlib', 'ipywidgets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True True []"
+
+
+def test_in_a_kernel_the_widget_ends_as_a_static_summary(tmp_path: Path) -> None:
+    pytest.importorskip("nbclient")
+    nb = run_cells([
+        "import nbcarbon\nloop = nbcarbon.epochs(range(3))\nfor e in loop:\n    sum(range(10**5))",
+        "from nbcarbon.api import default_session\n"
+        "print([fp.label for fp in default_session().records])",
+    ], kernel_env(tmp_path))
+    outputs = nb.cells[0].outputs
+    displays = [o for o in outputs if o.output_type == "display_data"]
+    assert len(displays) == 1
+    data = displays[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in data  # replaced when the loop ended
+    assert "3/3 epochs" in data["text/plain"] and "prediction method" in data["text/plain"]
+    assert "<script" not in data["text/html"]
+    assert "['epoch 1/3', 'epoch 2/3', 'epoch 3/3']" in nb.cells[1].outputs[0]["text"]
