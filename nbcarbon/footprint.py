@@ -8,6 +8,7 @@ any time without touching the measurement.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -126,11 +127,11 @@ class Footprint:
             raise RecordError("record has no integer 'schema' field")
         if schema > SCHEMA:
             raise RecordError(
-                f"record has schema {schema}, newer than this nbcarbon understands ({SCHEMA}); "
+                f"record has schema {_short(schema)}, newer than this nbcarbon understands ({SCHEMA}); "
                 "upgrade nbcarbon to read it"
             )
         if d.get("kind") != "cell":
-            raise RecordError(f"record kind must be 'cell', not {d.get('kind')!r}")
+            raise RecordError(f"record kind must be 'cell', not {_short(d.get('kind'))}")
         region = _region_from(_field(d, "region", Mapping))
         comps = []
         for i, c in enumerate(_field(d, "components", list)):
@@ -140,7 +141,7 @@ class Footprint:
                 raise RecordError(f"record component {i}: {exc}") from None
         status = _field(d, "status", str)
         if status not in STATUSES:
-            raise RecordError(f"record status must be one of {STATUSES}, not {status!r}")
+            raise RecordError(f"record status must be one of {STATUSES}, not {_short(status)}")
         warnings = _field(d, "warnings", list)
         if not all(isinstance(w, str) for w in warnings):
             raise RecordError("record 'warnings' must be a list of strings")
@@ -176,11 +177,26 @@ def _field(d: Mapping[str, Any], name: str, kind: type, optional: bool = False) 
     return value
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """A value read from a file, for an error message: its repr, cut to ``limit`` characters.
+
+    The value may be 100 kB of text or a structure nested thousands deep; the message stays one
+    short line (``reprlib`` also keeps deep nesting from recursing).
+    """
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _number(d: Mapping[str, Any], name: str) -> float:
     value = _field(d, name, (int, float))  # type: ignore[arg-type]
-    if isinstance(value, bool) or not math.isfinite(value) or value < 0:
-        raise RecordError(f"record field {name!r} must be a finite number >= 0, not {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer with hundreds of digits
+        number = math.inf
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise RecordError(
+            f"record field {name!r} must be a finite number >= 0, not {_short(value)}")
+    return number
 
 
 def _component_from(c: Any) -> Component:
@@ -189,9 +205,9 @@ def _component_from(c: Any) -> Component:
     comp = _field(c, "component", str)
     method = _field(c, "method", str)
     if comp not in COMPONENTS:
-        raise RecordError(f"component must be one of {COMPONENTS}, not {comp!r}")
+        raise RecordError(f"component must be one of {COMPONENTS}, not {_short(comp)}")
     if method not in METHOD_KIND:
-        raise RecordError(f"component method must be one of {tuple(METHOD_KIND)}, not {method!r}")
+        raise RecordError(f"component method must be one of {tuple(METHOD_KIND)}, not {_short(method)}")
     return Component(comp, _field(c, "device", str), method, _number(c, "energy_j"),
                      _number(c, "mean_power_w"))
 

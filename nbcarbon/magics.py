@@ -26,6 +26,7 @@ from IPython.display import display, update_display
 from IPython.utils.process import arg_split
 
 from . import intensity, readout, summary
+from . import session as session_module
 from .api import close_default_session, default_session
 from .errors import NbcarbonError
 from .footprint import Footprint
@@ -34,6 +35,8 @@ from .settings import parse_pue
 from .status import region_brief, regions_text, session_status
 
 MAGIC = "%%carbon"
+#: Summaries re-priced in place when the region or PUE changes: the most recent ones.
+_SUMMARIES_KEPT = 100
 _extensions: dict[int, "CarbonExtension"] = {}
 
 
@@ -162,7 +165,11 @@ class CarbonExtension:
         else:
             return
         source = "magic" if argline is not None else "auto"
-        window = self.session.begin(options.label, options.region, options.pue, source=source)
+        try:
+            window = self.session.begin(options.label, options.region, options.pue, source=source)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - never the user's cell's problem
+            _not_measured("starting", exc)
+            return
         self._open = (window, options)
 
     def post_run_cell(self, result: Any) -> None:
@@ -177,15 +184,24 @@ class CarbonExtension:
         else:
             status = "ok"
         cell_id = getattr(result.info, "cell_id", None)
-        fp = self.session.end(window, status, result.execution_count, cell_id)
-        self.show(fp, options.compact)
-        self._apply_pending()
+        try:
+            fp = self.session.end(window, status, result.execution_count, cell_id)
+            self.show(fp, options.compact)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the cell has run: keep it so
+            _not_measured("closing", exc)
+        finally:
+            try:
+                self._apply_pending()
+            except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+                _not_measured("re-pricing", exc)
 
     # -- readouts ----------------------------------------------------------------------------
     def show(self, fp: Footprint, compact: bool) -> None:
         data, metadata = readout.mimebundle(fp, compact)
         display(data, raw=True, metadata=metadata, display_id=fp.id)
         self._shown[fp.id] = compact
+        while len(self._shown) > session_module.RECORDS_KEPT:  # the session re-prices no older ones
+            del self._shown[next(iter(self._shown))]
         for notice in self.session.take_notices():
             print(notice, file=sys.stderr)
 
@@ -215,6 +231,8 @@ class CarbonExtension:
         records = list(self.session.records)
         record = self._show_summary(records)
         self._summaries[record["id"]] = (tuple(fp.id for fp in records), record["created_at"])
+        while len(self._summaries) > _SUMMARIES_KEPT:
+            del self._summaries[next(iter(self._summaries))]
 
     def _show_summary(self, records: list[Footprint], summary_id: str | None = None,
                       created_at: str | None = None) -> dict[str, Any]:
@@ -293,7 +311,11 @@ class CarbonExtension:
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
-        window = self.session.begin(options.label, options.region, options.pue)
+        try:
+            window: Window | None = self.session.begin(options.label, options.region, options.pue)
+        except Exception as exc:  # noqa: BLE001 - a Ctrl-C here interrupts the cell before it runs
+            _not_measured("starting", exc)
+            window = None
         status = "error"
         try:
             exec(compile(tree, filename, "exec", flags=shell.compile.flags), shell.user_ns)
@@ -307,8 +329,27 @@ class CarbonExtension:
             status = "interrupted"
             raise
         finally:
-            count = shell.execution_count - 1 if shell.execution_count else None
-            self.show(self.session.end(window, status, count), options.compact)
+            if window is not None:
+                try:
+                    count = shell.execution_count - 1 if shell.execution_count else None
+                    self.show(self.session.end(window, status, count), options.compact)
+                except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the user's outcome stands
+                    _not_measured("closing", exc)
+
+
+def _not_measured(doing: str, exc: BaseException) -> None:
+    """One line on stderr when nbcarbon itself fails around a cell; the cell's outcome is untouched.
+
+    Used where a traceback would land in the user's notebook (IPython prints one for a failing
+    event callback) or replace the user's own exception (the nested magic's ``finally``).
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        why = f"interrupted while {doing} the measurement"
+    else:
+        detail = (str(exc).splitlines() or [""])[0][:200]
+        why = f"{type(exc).__name__} while {doing} the measurement" + (f": {detail}" if detail else "")
+    print(f"nbcarbon: this cell is not measured ({why}); the cell itself is unaffected and "
+          "the next cell is measured again.", file=sys.stderr)
 
 
 @magics_class
@@ -427,7 +468,10 @@ def load(shell: Any) -> None:
     """Attach to ``shell`` once; a second load is harmless."""
     if id(shell) in _extensions:
         return
-    session = default_session()
+    try:
+        session = default_session()
+    except NbcarbonError as exc:  # a bad NBCARBON_* value: one line naming it, not a traceback
+        raise UsageError(str(exc)) from None
     session.start()
     ext = CarbonExtension(shell, session)
     ext.attach()

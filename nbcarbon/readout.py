@@ -25,6 +25,21 @@ _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-he
         "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
 
 
+#: The most characters of a label a readout or table shows; the record keeps the label whole.
+LABEL_SHOWN = 80
+
+
+def shown_label(label: str, limit: int = LABEL_SHOWN) -> str:
+    """A label as readouts and tables show it: on one line, at most ``limit`` characters.
+
+    Labels are the user's text, stored in the record exactly as given; what is shown must keep a
+    readout one short block whatever they hold (newlines, 10,000 characters). Escaping for HTML
+    is the renderer's job, after this.
+    """
+    one_line = " ".join(label.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
 def format_energy(energy_j: float) -> str:
     """Joules with the Wh equivalent people compare against (mWh, Wh or kWh)."""
     wh = energy_j / 3600.0
@@ -85,7 +100,7 @@ def _region_line(fp: Footprint) -> str:
 
 
 def _title(fp: Footprint) -> str:
-    who = fp.label if fp.label is not None else (
+    who = shown_label(fp.label) if fp.label is not None else (
         f"In [{fp.execution_count}]" if fp.execution_count is not None else "window")
     status = "" if fp.status == "ok" else f" · {fp.status}"
     return f"{who}{status}"

@@ -11,10 +11,11 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING
 
 from .footprint import Footprint
-from .readout import format_duration, format_energy, format_mass, how_obtained
+from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
 
 if TYPE_CHECKING:
     from .ledger import HistoryRow
@@ -71,7 +72,8 @@ def render(rs: Sequence[Row], fmt: str = "table") -> str:
                          total["co2e_g"], "", "", "", ""])
         return buf.getvalue().rstrip("\n")
     head = ["notebook", "cell", "status", "duration", "energy", "CO2e", "region", "method"]
-    body = [[r.notebook, r.cell, r.status, format_duration(r.duration_s),
+    # JSON and CSV carry labels as given; the tables show them on one line, shortened.
+    body = [[shown_label(r.notebook), shown_label(r.cell), r.status, format_duration(r.duration_s),
              format_energy(r.energy_j), format_mass(r.co2e_g),
              f"{r.region} {r.g_per_kwh:.4g} g/kWh", r.method] for r in rs]
     foot = ["total", f"{total['cells']} cells", "", format_duration(total["duration_s"]),
@@ -107,7 +109,8 @@ def render_history(groups: Sequence["HistoryRow"], by: str, fmt: str = "table") 
 
 def _markdown(head: Sequence[str], body: Sequence[Sequence[str]], foot: Sequence[str]) -> str:
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        # Markdown renders inline HTML: a label's "<script>" must arrive as text.
+        return "| " + " | ".join(escape(c, quote=False).replace("|", "\\|") for c in cells) + " |"
     return "\n".join([line(head), line(["---"] * len(head)), *map(line, body),
                       line([f"**{c}**" if c else "" for c in foot])])
 

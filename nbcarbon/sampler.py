@@ -9,6 +9,7 @@ live view. It never prints; read failures are counted per meter and reported thr
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -182,8 +183,22 @@ class Sampler:
             meter.close()
 
 
+#: Absolute paths (POSIX, Windows drive, UNC) in a foreign exception's text.
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/]{1,2}[^\s'\"]*[\\/][^\s'\"]*|~[\\/][^\s'\"]*")
+
+
 def _describe(exc: BaseException) -> str:
-    """A meter's own errors read as they are; anything else is a bug, named by its type."""
+    """A meter's own errors read as they are; anything else is a bug, named by its type.
+
+    The text goes into records of shared notebooks, so a foreign exception's file name
+    (``OSError.filename``) and any path in its message are left out, and it is kept short.
+    """
     if isinstance(exc, MeterError):
         return str(exc)
-    return f"unexpected {type(exc).__name__} in the meter: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        detail = exc.strerror
+    else:
+        detail = _PATH.sub("<path>", str(exc))
+    if len(detail) > 200:
+        detail = detail[:199] + "…"
+    return f"unexpected {type(exc).__name__} in the meter: {detail}".rstrip(": ")

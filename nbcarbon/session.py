@@ -12,18 +12,40 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
 
 from . import intensity
 from .errors import NbcarbonError
-from .footprint import Footprint, PricedRegion, measure
+from .footprint import J_PER_KWH, Component, Footprint, Measured, PricedRegion, measure
 from .meters.probe import ProbeResult, probe
 from .sampler import Reading, Sampler
 from .settings import Settings, parse_pue
 
+#: The most records a session holds (for re-pricing readouts, summaries, plots): the most recent
+#: ones. Older records leave the session, not the notebook's outputs or the ledger, and the
+#: session's totals stay exact for every cell measured, however long it runs.
+RECORDS_KEPT = 10_000
+
 RecordListener = Callable[[Footprint], None]
 RepriceListener = Callable[[list[Footprint]], None]
+#: Prices a record at the time it ran: ``(region, started_at_utc, ended_at_utc) -> (region, warnings)``
+#: (:class:`nbcarbon.live.pricing.LivePricer`). It must not raise, and must return within seconds.
+Pricer = Callable[[PricedRegion, datetime, datetime], tuple[PricedRegion, list[str]]]
+
+
+class Collector(Protocol):
+    """Energy measured outside this process (a Dask cluster: :mod:`nbcarbon.cluster`), per window.
+
+    ``begin()`` returns a token at the window's start; ``end(token, duration_s)`` returns the
+    window's extra components and warnings. Both must return within seconds; an exception costs
+    the collector's share of the record (with a warning), never the record.
+    """
+
+    def begin(self) -> Any: ...
+
+    def end(self, token: Any, duration_s: float) -> tuple[list[Component], list[str]]: ...
 
 
 def priced(region: intensity.Region, chosen_by: str) -> PricedRegion:
@@ -44,6 +66,7 @@ class Window:
     region: PricedRegion | None
     pue: float | None
     source: str = "magic"
+    collected: tuple[tuple[Collector, Any], ...] = ()  # (collector, its begin token)
 
 
 @dataclass(frozen=True)
@@ -57,8 +80,58 @@ class Totals:
     energy_by_component_j: dict[str, float]
 
 
+@dataclass
+class _Forgotten:
+    """Running sums of the records that left the session, enough to price them exactly again.
+
+    CO2e is linear in energy, so a few sums per pinning (``--region``, ``--pue``) follow the same
+    re-pricing as the records the session holds: a region change prices the unpinned ones in the
+    new region (:meth:`region_changed`), a PUE change applies to those whose PUE is not pinned.
+    """
+
+    cells: int = 0
+    duration_s: float = 0.0
+    energy_j: float = 0.0
+    free_j: float = 0.0  # neither pinned: sum of energy_j ...
+    free_j_g: float = 0.0  # ... and of energy_j * its region's g_per_kwh (times the session's PUE)
+    region_pinned_j_g: float = 0.0  # sum of energy_j * own g_per_kwh (times the session's PUE)
+    pue_pinned_j_pue: float = 0.0  # sum of energy_j * own PUE ...
+    pue_pinned_j_pue_g: float = 0.0  # ... and times its region's g_per_kwh
+    fixed_co2e_g: float = 0.0  # pinned both ways
+    by_component_j: dict[str, float] = field(default_factory=dict)
+
+    def add(self, fp: Footprint, region_pinned: bool, pue_pinned: bool) -> None:
+        self.cells += 1
+        self.duration_s += fp.duration_s
+        self.energy_j += fp.energy_j
+        g = fp.region.g_per_kwh
+        if region_pinned and pue_pinned:
+            self.fixed_co2e_g += fp.co2e_g
+        elif region_pinned:
+            self.region_pinned_j_g += fp.energy_j * g
+        elif pue_pinned:
+            self.pue_pinned_j_pue += fp.energy_j * fp.pue
+            self.pue_pinned_j_pue_g += fp.energy_j * fp.pue * g
+        else:
+            self.free_j += fp.energy_j
+            self.free_j_g += fp.energy_j * g
+        for name, energy_j in fp.energy_by_component().items():
+            self.by_component_j[name] = self.by_component_j.get(name, 0.0) + energy_j
+
+    def region_changed(self, g_per_kwh: float) -> None:
+        self.free_j_g = self.free_j * g_per_kwh
+        self.pue_pinned_j_pue_g = self.pue_pinned_j_pue * g_per_kwh
+
+    def co2e_g(self, pue: float) -> float:
+        return ((self.free_j_g + self.region_pinned_j_g) * pue + self.pue_pinned_j_pue_g) / J_PER_KWH \
+            + self.fixed_co2e_g
+
+
 class Session:
-    """Meters, sampler, pricing and the records of one kernel (or one script)."""
+    """Meters, sampler, pricing and the records of one kernel (or one script).
+
+    ``records`` holds the last :data:`RECORDS_KEPT` records; :meth:`totals` covers them all.
+    """
 
     def __init__(
         self,
@@ -83,12 +156,21 @@ class Session:
         self._pinned_region: set[str] = set()
         self._pinned_pue: set[str] = set()
         self._sources: dict[str, str] = {}  # record id -> what opened its window (for the ledger)
+        self._forgotten = _Forgotten()  # records beyond RECORDS_KEPT, still in the totals
         self._record_listeners: list[RecordListener] = []
         self._reprice_listeners: list[RepriceListener] = []
         self._notices: list[str] = []
         self._announced: set[int] = set()
         self._lock = threading.RLock()
+        self._collectors: list[Collector] = []
         self._version = _version()
+        #: ``None`` unless live intensity is on (``NBCARBON_LIVE=1``, ``%carbon live on``): then each
+        #: record is priced by it in :meth:`end`, and ``chosen_by`` says ``live:<provider>``.
+        self.pricer: Pricer | None = None
+        if self.settings.live:
+            from .live import make_pricer  # only when asked for: no network code otherwise
+
+            self.pricer = make_pricer(self.settings, self.add_notice)
 
     # -- meters ------------------------------------------------------------------------------
     def start(self) -> Sampler:
@@ -117,6 +199,33 @@ class Session:
                 self.sampler = None
 
     # -- windows -----------------------------------------------------------------------------
+    def add_collector(self, collector: Collector) -> Callable[[], None]:
+        """Add ``collector``'s energy to every later window; returns a function that removes it."""
+        self._collectors.append(collector)
+        return lambda: self._collectors.remove(collector) if collector in self._collectors else None
+
+    def _collect_begin(self) -> tuple[tuple[Collector, Any], ...]:
+        tokens = []
+        for collector in list(self._collectors):
+            try:
+                tokens.append((collector, collector.begin()))
+            except Exception as exc:  # noqa: BLE001 - a collector's failure must not stop the cell
+                tokens.append((collector, exc))
+        return tuple(tokens)
+
+    def _collect_end(self, window: Window, duration_s: float, measured: Measured) -> None:
+        for collector, token in window.collected:
+            name = type(collector).__name__
+            try:
+                if isinstance(token, Exception):
+                    raise token
+                components, warnings = collector.end(token, duration_s)
+            except Exception as exc:  # noqa: BLE001 - a collector's failure must not lose the record
+                measured.warnings.append(f"{name} not measured: {type(exc).__name__}: {exc}"[:300])
+                continue
+            measured.components.extend(components)
+            measured.warnings.extend(warnings)
+
     def begin(
         self, label: str | None = None, region: str | None = None, pue: float | None = None,
         source: str = "magic",
@@ -130,6 +239,7 @@ class Session:
         sampler = self.sampler if self.sampler is not None and self.sampler.running else self.start()
         errors0 = sampler.error_counts()
         readings = sampler.read_all()
+        collected = self._collect_begin() if self._collectors else ()
         return Window(
             id=uuid.uuid4().hex,
             label=label,
@@ -140,6 +250,7 @@ class Session:
             region=pinned_region,
             pue=pinned_pue,
             source=source,
+            collected=collected,
         )
 
     def end(
@@ -159,9 +270,12 @@ class Session:
         during = tuple(b - a for a, b in zip(window.errors0, errors1, strict=True))
         channels = [m.channel for m in sampler.meters]
         measured = measure(channels, window.begin, readings, duration_s, during)
+        if window.collected:
+            self._collect_end(window, duration_s, measured)
         self._note_failures(during, readings)
+        live_region, live_warnings = self._price_live(window, duration_s)
         with self._lock:
-            region = window.region or self._region
+            region = live_region or window.region or self._region
             pue = self._pue if window.pue is None else window.pue
             energy_j = sum(c.energy_j for c in measured.components)
             fp = Footprint(
@@ -178,7 +292,7 @@ class Session:
                 region=region,
                 co2e_g=0.0,
                 attribution=measured.attribution,
-                warnings=tuple(measured.warnings),
+                warnings=tuple(measured.warnings) + tuple(live_warnings),
                 nbcarbon_version=self._version,
             ).repriced()
             self.records.append(fp)
@@ -187,10 +301,32 @@ class Session:
                 self._pinned_region.add(fp.id)
             if window.pue is not None:
                 self._pinned_pue.add(fp.id)
+            excess = len(self.records) - RECORDS_KEPT
+            if excess > 0:
+                self._forget(excess)
             listeners = list(self._record_listeners)
         for listener in listeners:
             listener(fp)
         return fp
+
+    def _forget(self, n: int) -> None:
+        """Move the ``n`` oldest records out of the session and into the running totals."""
+        for old in self.records[:n]:
+            self._forgotten.add(old, old.id in self._pinned_region, old.id in self._pinned_pue)
+            self._sources.pop(old.id, None)
+            self._pinned_region.discard(old.id)
+            self._pinned_pue.discard(old.id)
+        del self.records[:n]
+
+    def _price_live(self, window: Window, duration_s: float) -> tuple[PricedRegion | None, list[str]]:
+        """The region priced by :attr:`pricer` over the window's own interval (``None`` when off)."""
+        pricer = self.pricer
+        if pricer is None:
+            return None, []
+        started = datetime.fromisoformat(window.started_at)
+        region, warnings = pricer(window.region or self._region, started,
+                                  started + timedelta(seconds=duration_s))
+        return region, list(warnings)
 
     def _note_failures(self, during: tuple[int, ...], readings: tuple[Reading, ...]) -> None:
         """Queue one notice per meter the first time it fails, so the user hears of it once."""
@@ -235,7 +371,10 @@ class Session:
     def set_region(self, code: str, chosen_by: str = "command") -> list[Footprint]:
         """Price the session (and every record not pinned by ``--region``) in another region.
 
-        The code is looked up before anything changes, so a bad code loses nothing.
+        The code is looked up before anything changes, so a bad code loses nothing. Records are
+        re-priced from their stored energy with the new region's bundled annual figure, also those
+        priced with live data (re-asking a provider for every old record would block); cells run
+        after this are priced live again when live data is on.
         """
         region = priced(intensity.lookup(code), chosen_by)
         with self._lock:
@@ -246,13 +385,17 @@ class Session:
         value = parse_pue(pue, name)
         with self._lock:
             self._pue = value
-            return self._reprice()
+            return self._reprice(region_too=False)
 
-    def _reprice(self) -> list[Footprint]:
+    def _reprice(self, region_too: bool = True) -> list[Footprint]:
+        """Re-price the unpinned records; ``region_too=False`` (a PUE change) keeps each record's
+        own region, so a cell priced with live data keeps its intensity."""
         changed = []
+        if region_too:
+            self._forgotten.region_changed(self._region.g_per_kwh)
         for i, fp in enumerate(self.records):
             new = fp.repriced(
-                None if fp.id in self._pinned_region else self._region,
+                None if fp.id in self._pinned_region or not region_too else self._region,
                 None if fp.id in self._pinned_pue else self._pue,
             )
             if new != fp:
@@ -275,17 +418,20 @@ class Session:
         return lambda: self._reprice_listeners.remove(listener)
 
     def totals(self) -> Totals:
+        """Sums over every record of the session, including those no longer in ``records``."""
         with self._lock:
             records = list(self.records)
-        by_component: dict[str, float] = {}
+            old = self._forgotten
+            by_component: dict[str, float] = dict(old.by_component_j)
+            old_co2e_g = old.co2e_g(self._pue)
         for fp in records:
             for name, e in fp.energy_by_component().items():
                 by_component[name] = by_component.get(name, 0.0) + e
         return Totals(
-            cells=len(records),
-            duration_s=sum(fp.duration_s for fp in records),
-            energy_j=sum(fp.energy_j for fp in records),
-            co2e_g=sum(fp.co2e_g for fp in records),
+            cells=old.cells + len(records),
+            duration_s=old.duration_s + sum(fp.duration_s for fp in records),
+            energy_j=old.energy_j + sum(fp.energy_j for fp in records),
+            co2e_g=old_co2e_g + sum(fp.co2e_g for fp in records),
             energy_by_component_j=by_component,
         )
 
@@ -296,6 +442,7 @@ class Session:
             self._sources.clear()
             self._pinned_region.clear()
             self._pinned_pue.clear()
+            self._forgotten = _Forgotten()
 
 
 def _version() -> str:

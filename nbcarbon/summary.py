@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 from .footprint import Footprint, PricedRegion
-from .readout import format_duration, format_energy, format_mass, how_obtained
+from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
 from .session import Totals
 
 KIND = "summary"
@@ -40,7 +40,7 @@ def totals_of(records: Sequence[Footprint]) -> Totals:
 def cell_name(fp: Footprint) -> str:
     """What a cell is called in tables: its label, else ``In [n]``, else ``window``."""
     if fp.label is not None:
-        return fp.label
+        return shown_label(fp.label)
     return f"In [{fp.execution_count}]" if fp.execution_count is not None else "window"
 
 

@@ -119,7 +119,8 @@ class NvmlMeter(LockedMeter):
             raise
 
     def _fail(self, err: BaseException) -> MeterError:
-        return MeterError(f"{self.channel.device} ({self.model_name}): {describe_error(err)}")
+        # The device index, not the model: this message ends up in records of shared notebooks.
+        return MeterError(f"{self.channel.device}: {describe_error(err)}")
 
     def _energy_mj(self) -> int:
         try:
@@ -137,7 +138,7 @@ class NvmlMeter(LockedMeter):
 
     def _read(self) -> float:
         if self._closed:
-            raise MeterError(f"{self.channel.device} ({self.model_name}): meter closed")
+            raise MeterError(f"{self.channel.device}: meter closed")
         if self._counter is not None:
             return self._counter.update(self._energy_mj())
         assert self._integrator is not None
