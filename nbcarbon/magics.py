@@ -109,6 +109,7 @@ class CarbonExtension:
         self._shown: dict[str, bool] = {}  # record id -> compact readout shown
         self._summaries: dict[str, tuple[tuple[str, ...], str]] = {}  # id -> (cell ids, created_at)
         self._pending: dict[str, Any] = {}  # pricing changes asked for while a measured cell runs
+        self.dask_auto: Any = None  # nbcarbon.cluster.AutoAttach while `%carbon dask on`
         self.dashboard: Any = None  # the live panel, at most one (nbcarbon.panel.Dashboard)
         self._unsubscribe = session.on_reprice(self._update_readouts)
 
@@ -129,6 +130,9 @@ class CarbonExtension:
         self.shell.magics_manager.magics["line"].pop("carbon", None)
         self.shell.magics_manager.magics["cell"].pop("carbon", None)
         self._unsubscribe()
+        if self.dask_auto is not None:
+            self.dask_auto.detach()
+            self.dask_auto = None
         if self.dashboard is not None:
             self.dashboard.close()  # stops its thread before the session's sampler stops
 
@@ -375,6 +379,7 @@ class CarbonMagics(Magics):
         %carbon auto on|off      measure every cell, with a one-line readout
         %carbon dashboard        a live panel: totals, power now, region and PUE, last cells
         %carbon summary          a static table of the session's cells and totals (with a record)
+        %carbon dask on|off      include the default Dask client's workers in every measured cell
         %carbon compare CODE...  the session's work priced in each region (table + bar chart)
         %carbon plot [cells]     energy per cell, stacked by component (returns the figure)
         %carbon plot timeline    power over time, measured cells shaded (returns the figure)
@@ -418,6 +423,16 @@ class CarbonMagics(Magics):
             display(self.ext.open_dashboard().widget)
         elif command == "summary" and not rest:
             self.ext.show_summary()
+        elif command == "dask" and rest in (["on"], ["off"]):
+            from .cluster import auto
+
+            if self.ext.dask_auto is not None:
+                self.ext.dask_auto.detach()
+                self.ext.dask_auto = None
+            if rest == ["on"]:
+                self.ext.dask_auto = auto(session)
+            state = "on: cells include the default Dask client's workers" if rest == ["on"] else "off"
+            print(f"nbcarbon: dask {state}")
         elif command == "compare" and rest:
             from .compare import compare, compare_figure, compare_table, outermost
 
@@ -439,7 +454,7 @@ class CarbonMagics(Magics):
             raise UsageError(
                 f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "
                 "region CODE, regions [TEXT], pue X, auto on|off, dashboard, summary, "
-                "compare CODE..., plot [cells|timeline], reset (see %carbon?)"
+                "compare CODE..., dask on|off, plot [cells|timeline], reset (see %carbon?)"
             )
         return None
 

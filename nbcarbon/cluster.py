@@ -1,0 +1,511 @@
+"""The energy a Dask cluster spends inside a measured window, added to the notebook's record.
+
+Why: a cell that calls ``client.compute(...)`` spends most of its energy in the workers, which the
+notebook's own meters never see. :class:`MeterPlugin` runs nbcarbon's meters (the same
+:func:`~nbcarbon.meters.probe.probe` and :class:`~nbcarbon.sampler.Sampler`) in every worker process,
+present and future, and answers one small request: the cumulative joules of each channel now.
+At a window's boundaries :class:`ClusterCollector` asks the scheduler to fan that request out to
+every worker, each under its own timeout, so a dead or stuck worker costs its own reading and
+never the cell; :func:`combine` turns the two snapshots into components named after the workers.
+
+Counting each host once: machine-wide counters (RAPL, NVML) read the same hardware from every
+worker of a host, so each worker also reports a host key, a salted SHA-256 of the kernel's boot
+id (shared by every container on a machine; the machine id and host name where there is none) and
+of the real path of its powercap root. The salt is random per collector and the hash is computed
+on the worker, so the key tells workers apart and reveals nothing else. Machine-wide channels are
+taken from one worker per host key; process models (CPU time, memory) are counted per worker.
+A worker on the notebook's own host adds nothing the notebook already counts: not its host's
+counters, and not its process models when it runs in the notebook's process tree (a LocalCluster).
+
+Requires ``distributed`` on the client, the scheduler and the workers, and nbcarbon importable on
+all three (the scheduler runs the fan-out, the workers the meters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distributed import WorkerPlugin
+
+from .footprint import Component
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .meters.base import Channel
+    from .session import Session
+
+#: The worker plugin's name (registering again under it replaces the old one on every worker).
+PLUGIN_NAME = "nbcarbon-meters"
+#: The worker handler (comm op) that answers with the current counters.
+HANDLER = "nbcarbon_counters"
+#: How long one worker may take to answer at a boundary before it is reported missing.
+DEFAULT_TIMEOUT_S = 2.0
+#: Extra time the whole collection may take beyond the per-worker timeout (scheduler round trip).
+_GRACE_S = 1.0
+
+
+# -- host identity -----------------------------------------------------------------------------
+def _first_line(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
+
+
+def host_key(salt: str, powercap_root: Path | None) -> str:
+    """A salted hash naming the counters a process reads: equal for two processes exactly when they
+    share the kernel (hence its RAPL and NVML counters) and the powercap root.
+
+    The boot id is shared by every container of one machine and differs between machines; where it
+    is missing (not Linux) the machine id and host name stand in. Only the hash leaves the process.
+    ``powercap_root=None`` names the kernel alone (whose process ids two processes share).
+    """
+    machine = _first_line("/proc/sys/kernel/random/boot_id")
+    if not machine:
+        machine = _first_line("/etc/machine-id") + "|" + socket.gethostname()
+    root = "" if powercap_root is None else os.path.realpath(powercap_root)
+    return hashlib.sha256(f"{salt}\0{machine}\0{root}".encode()).hexdigest()[:32]
+
+
+# -- worker side -------------------------------------------------------------------------------
+class MeterPlugin(WorkerPlugin):
+    """Runs nbcarbon's meters in a worker process and answers :data:`HANDLER` requests.
+
+    The powercap root and sampler period come from the worker's own ``NBCARBON_POWERCAP_ROOT``
+    and ``NBCARBON_INTERVAL`` (the worker is the outer layer of its process). :meth:`setup` never
+    raises: a worker whose meters cannot start says why in each answer.
+    """
+
+    name = PLUGIN_NAME
+
+    def __init__(self, use_gpu: bool = True) -> None:
+        self.use_gpu = use_gpu
+        self._sampler: Any = None
+        self._state: dict[str, Any] = {}
+
+    def setup(self, worker: Any) -> None:
+        from .meters.probe import probe
+        from .sampler import Sampler
+        from .settings import Settings
+
+        started_s = time.monotonic()
+        state: dict[str, Any] = {
+            "instance": uuid.uuid4().hex, "pid": os.getpid(), "started_s": started_s,
+            "root": None, "channels": [], "notes": [], "error": None,
+            "named_by_host": socket.gethostname().lower() in str(worker.name).lower(),
+        }
+        try:
+            settings = Settings.from_environ(os.environ)
+            result = probe(settings.powercap_root, pid=os.getpid(), use_gpu=self.use_gpu)
+            sampler = Sampler(result.meters, settings.interval_s)
+            sampler.start()
+        except Exception as exc:  # noqa: BLE001 - a worker without meters must still answer why
+            state["error"] = f"meters could not start: {type(exc).__name__}: {exc}"[:300]
+        else:
+            self._sampler = sampler
+            state["root"] = settings.powercap_root
+            state["notes"] = list(result.notes)
+            state["channels"] = [
+                [m.channel.component, m.channel.device, m.channel.method, m.channel.attribution]
+                for m in sampler.meters
+            ]
+        self._state = state
+        worker.handlers[HANDLER] = self.counters
+
+    def teardown(self, worker: Any) -> None:
+        if worker.handlers.get(HANDLER) == self.counters:
+            del worker.handlers[HANDLER]
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.close()
+
+    def counters(self, salt: str = "") -> dict[str, Any]:
+        """The answer to one boundary request: every channel's cumulative joules now."""
+        state = self._state
+        sampler = self._sampler
+        totals = []
+        if sampler is not None:
+            totals = [[r.total_j, r.error] for r in sampler.read_all()]
+        root = state.get("root")
+        return {
+            "instance": state.get("instance"), "pid": state.get("pid"),
+            "age_s": time.monotonic() - state.get("started_s", time.monotonic()),
+            "host": host_key(salt, root) if root is not None else None,
+            "kernel": host_key(salt, None),
+            "channels": state.get("channels", []), "totals": totals,
+            "notes": state.get("notes", []), "error": state.get("error"),
+            "named_by_host": state.get("named_by_host", False),
+        }
+
+
+# -- scheduler side ----------------------------------------------------------------------------
+async def _fan_out(salt: str, timeout_s: float, dask_scheduler: Any = None) -> list[list[Any]]:
+    """Runs on the scheduler: asks every worker for its counters at once, each under ``timeout_s``.
+
+    Returns ``[address, name, answer or None, why or None]`` per worker the scheduler knows.
+    """
+
+    async def one(address: str, name: str) -> list[Any]:
+        try:
+            call = dask_scheduler.rpc(address).nbcarbon_counters(salt=salt)
+            answer = await asyncio.wait_for(call, timeout_s)
+        except asyncio.TimeoutError:
+            return [address, name, None, f"no answer within {timeout_s:g} s"]
+        except Exception as exc:  # noqa: BLE001 - a worker's failure costs its reading only
+            text = str(exc).split("\n")[0][:160]
+            if "nbcarbon_counters" in text or isinstance(exc, KeyError):
+                text = "no nbcarbon meters (the plugin is not set up on it)"
+            return [address, name, None, f"{type(exc).__name__}: {text}".rstrip(": ")]
+        return [address, name, answer, None]
+
+    workers = [(ws.address, ws.name) for ws in dask_scheduler.workers.values()]
+    return list(await asyncio.gather(*(one(a, n) for a, n in workers)))
+
+
+# -- notebook side -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkerReading:
+    """One worker's answer at one boundary."""
+
+    address: str
+    name: str
+    instance: str
+    pid: int
+    host: str | None
+    kernel: str | None
+    age_s: float
+    channels: tuple[tuple[str, str, str, str], ...]
+    totals: tuple[tuple[float | None, str | None], ...]
+    error: str | None = None
+
+
+@dataclass
+class Snapshot:
+    """Every worker's counters at one boundary, and why the others could not be read."""
+
+    readings: dict[str, WorkerReading] = field(default_factory=dict)  # by address
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # address -> (name, why)
+    collect_s: float = 0.0
+
+
+def display_name(name: Any, address: str, named_by_host: bool, index: int) -> str:
+    """The worker's Dask name as a device label; ``worker-N`` for integer names (LocalCluster) and
+    where the name would reveal an address or a host name."""
+    text = str(name)
+    if isinstance(name, int) or text.isdigit():
+        return f"worker-{text}"
+    if named_by_host or text == address or "://" in text or not text:
+        return f"worker-{index}"
+    return text
+
+
+def parse_answers(rows: Iterable[Sequence[Any]], names: dict[str, str], collect_s: float) -> Snapshot:
+    """The fan-out's rows as a :class:`Snapshot`; ``names`` keeps display names stable per address."""
+    snap = Snapshot(collect_s=collect_s)
+    for address, name, answer, why in rows:
+        named_by_host = bool(answer and answer.get("named_by_host"))
+        label = names.get(address) or display_name(name, address, named_by_host, len(names))
+        names[address] = label
+        if answer is None:
+            snap.failed[address] = (label, why or "no answer")
+            continue
+        snap.readings[address] = WorkerReading(
+            address=address, name=label, instance=str(answer.get("instance")),
+            pid=int(answer.get("pid") or 0), host=answer.get("host"), kernel=answer.get("kernel"),
+            age_s=float(answer.get("age_s") or 0.0),
+            channels=tuple(tuple(c) for c in answer.get("channels", [])),  # type: ignore[misc]
+            totals=tuple((t[0], t[1]) for t in answer.get("totals", [])),
+            error=answer.get("error"),
+        )
+    return snap
+
+
+@dataclass(frozen=True)
+class Local:
+    """What the notebook's own session already counts, so the cluster adds none of it twice."""
+
+    host: str | None = None
+    kernel: str | None = None
+    machine_channels: frozenset[tuple[str, str, str]] = frozenset()
+    process_channels: frozenset[tuple[str, str]] = frozenset()  # (component, method)
+    pids: frozenset[int] = frozenset()  # the notebook's process tree
+
+
+def combine(
+    begin: Snapshot, end: Snapshot, duration_s: float, local: Local = Local()
+) -> tuple[list[Component], list[str]]:
+    """Components (``dask:<worker>/<device>``) and warnings for one window from two snapshots.
+
+    A worker read at both ends counts its deltas; one whose meters started during the window (it
+    joined, or was restarted) counts from zero; one missing at the end is named in a warning.
+    Machine-wide channels are taken once per host key, preferring a worker read at both ends.
+    """
+    warnings: list[str] = []
+    # (worker, begin totals or None when its meters started in the window)
+    usable: list[tuple[WorkerReading, tuple[tuple[float | None, str | None], ...] | None]] = []
+    slack_s = end.collect_s + begin.collect_s + 0.1
+    for address, e in sorted(end.readings.items(), key=lambda kv: kv[1].name):
+        if e.error is not None:
+            warnings.append(f"dask worker {e.name} not measured: {e.error}")
+            continue
+        b = begin.readings.get(address)
+        if b is not None and b.instance == e.instance and b.error is None:
+            usable.append((e, b.totals))
+        elif e.age_s <= duration_s + slack_s:
+            usable.append((e, None))
+            warnings.append(f"dask worker {e.name} joined during the window: counted from its start")
+        else:
+            why = begin.failed.get(address, ("", "not read"))[1]
+            warnings.append(f"dask worker {e.name} not measured: not read at the window's start ({why})")
+    ended = {e.instance for e in end.readings.values()}
+    answered_hosts = {e.host for e, _ in usable}
+    for address, b in sorted(begin.readings.items(), key=lambda kv: kv[1].name):
+        if b.error is not None or b.instance in ended:
+            continue
+        why = end.failed.get(address, ("", "left the cluster"))[1]
+        tail = (" (its host's machine-wide counters are counted through another worker)"
+                if b.host in answered_hosts else "")
+        warnings.append(f"dask worker {b.name} missing at the window's end ({why}); "
+                        f"its energy in this window is not counted{tail}")
+    for address, (name, why) in sorted(end.failed.items(), key=lambda kv: kv[1][0]):
+        if address not in begin.readings:
+            warnings.append(f"dask worker {name} not measured: {why}")
+
+    components: list[Component] = []
+    taken: set[tuple[str | None, str, str, str]] = set()
+    # Full-window workers first, so a host's counters come from one read at both ends.
+    for e, b_totals in sorted(usable, key=lambda u: (u[1] is None, u[0].name)):
+        for i, (component, device, method, attribution) in enumerate(e.channels):
+            if attribution == "machine":
+                key = (e.host, component, device, method)
+                if key in taken:
+                    continue
+                taken.add(key)
+                if e.host is not None and e.host == local.host and \
+                        (component, device, method) in local.machine_channels:
+                    continue
+            elif e.kernel == local.kernel and e.pid in local.pids and \
+                    (component, method) in local.process_channels:
+                continue
+            end_j, end_err = e.totals[i] if i < len(e.totals) else (None, "no reading")
+            begin_j = 0.0 if b_totals is None else b_totals[i][0] if i < len(b_totals) else None
+            label = f"dask:{e.name}/{device}"
+            if end_j is None or begin_j is None:
+                warnings.append(f"{component} {label} ({method}) not measured: {end_err or 'no reading'}")
+                continue
+            if end_err is not None:
+                warnings.append(f"{component} {label} ({method}) partly measured: {end_err}")
+            energy_j = max(0.0, end_j - begin_j)
+            power_w = energy_j / duration_s if duration_s > 0 else 0.0
+            components.append(Component(component, label, method, energy_j, power_w))
+    return components, warnings
+
+
+class ClusterCollector:
+    """Adds a Dask cluster's energy to every window of a session (see :meth:`Session.add_collector`).
+
+    ``begin()`` returns a snapshot of every worker's counters; ``end(token, duration_s)`` returns
+    the components and warnings of the window. Each boundary waits at most ``timeout_s`` for a
+    worker (plus a second for the scheduler) and never raises.
+    """
+
+    def __init__(self, client: "Client", *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 local: Local | None = None, salt: str | None = None) -> None:
+        self.client = client
+        self.timeout_s = timeout_s
+        self.salt = salt or secrets.token_hex(16)
+        self.local = local or Local()
+        self._names: dict[str, str] = {}  # address -> display name, stable for the session
+        self._seen: dict[str, str] = {}  # the workers of the last good collection
+        self._remove: Any = None
+        self.session: Session | None = None
+        self.last_collect_s: float | None = None
+
+    def collect(self) -> Snapshot:
+        """Every worker's counters now (one scheduler round trip, bounded by the timeout)."""
+        t0 = time.perf_counter()
+        client = self.client
+        if getattr(client, "status", "running") != "running":
+            return Snapshot(failed={a: (n, "the Dask client is closed") for a, n in self._seen.items()})
+
+        async def ask() -> list[list[Any]]:
+            return await client.run_on_scheduler(_fan_out, self.salt, self.timeout_s)
+
+        try:
+            rows = client.sync(ask, callback_timeout=self.timeout_s + _GRACE_S)
+        except Exception as exc:  # noqa: BLE001 - the scheduler's failure must not fail the cell
+            timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+            why = ("the scheduler did not answer in time" if timed_out
+                   else f"the scheduler could not be asked: {type(exc).__name__}")
+            return Snapshot(failed={a: (n, why) for a, n in self._seen.items()},
+                            collect_s=time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        self.last_collect_s = elapsed
+        snap = parse_answers(rows, self._names, elapsed)
+        self._seen = {row[0]: self._names[row[0]] for row in rows}
+        return snap
+
+    def begin(self) -> Snapshot:
+        return self.collect()
+
+    def end(self, token: Snapshot, duration_s: float) -> tuple[list[Component], list[str]]:
+        snap = self.collect()
+        local = self.local
+        if local.kernel is not None and local.process_channels and any(
+            r.kernel == local.kernel for r in snap.readings.values()
+        ):
+            local = replace(local, pids=_own_tree())
+        return combine(token, snap, duration_s, local)
+
+    def detach(self) -> None:
+        """Stop adding the cluster to the session's windows (the workers' plugin stays)."""
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            remove()
+
+
+def _own_tree() -> frozenset[int]:
+    from .meters.cputime import ChildProcesses
+
+    tree = ChildProcesses(os.getpid())
+    tree.refresh()
+    return frozenset(p.pid for p in tree.children)
+
+
+def local_view(session: "Session", salt: str) -> Local:
+    """What ``session`` counts itself, for :func:`combine` to leave out of the cluster's share."""
+    session.start()
+    channels: list[Channel] = [m.channel for m in session.probe_result.meters]
+    return Local(
+        host=host_key(salt, session.settings.powercap_root),
+        kernel=host_key(salt, None),
+        machine_channels=frozenset((c.component, c.device, c.method) for c in channels
+                                   if c.attribution == "machine"),
+        process_channels=frozenset((c.component, c.method) for c in channels
+                                   if c.attribution == "process"),
+    )
+
+
+def _has_plugin(dask_scheduler: Any = None) -> bool:
+    return PLUGIN_NAME in getattr(dask_scheduler, "worker_plugins", {})
+
+
+def register(client: "Client", use_gpu: bool = True) -> None:
+    """Register :class:`MeterPlugin` on every worker, present and future, unless it already is
+    (registering again would restart every worker's meters under open windows)."""
+    if client.run_on_scheduler(_has_plugin):
+        return
+    plugin = MeterPlugin(use_gpu=use_gpu)
+    if hasattr(client, "register_plugin"):
+        client.register_plugin(plugin, name=PLUGIN_NAME)
+    else:  # distributed before 2023.9
+        client.register_worker_plugin(plugin, name=PLUGIN_NAME)
+
+
+def attach(client: "Client | None" = None, session: "Session | None" = None, *,
+           timeout_s: float = DEFAULT_TIMEOUT_S, use_gpu: bool = True) -> ClusterCollector:
+    """Measure ``client``'s cluster (default: the default client) in every window of ``session``
+    (default: the kernel's session, shared by ``%%carbon`` and ``track()``). Idempotent."""
+    if client is None:
+        from distributed import default_client
+
+        client = default_client()
+    if getattr(client, "asynchronous", False):
+        raise ValueError("nbcarbon.dask.attach needs a synchronous Client (the default in notebooks)")
+    if session is None:
+        from .api import default_session
+
+        session = default_session()
+    for collector in _attached:
+        if collector.client is client and collector.session is session:
+            return collector
+    register(client, use_gpu=use_gpu)
+    collector = ClusterCollector(client, timeout_s=timeout_s)
+    collector.local = local_view(session, collector.salt)
+    collector.session = session
+    collector.collect()  # opens the connections now, so the first cell's boundary is as fast as any
+    remove = session.add_collector(collector)
+
+    def detach() -> None:
+        remove()
+        if collector in _attached:
+            _attached.remove(collector)
+
+    collector._remove = detach
+    _attached.append(collector)
+    return collector
+
+
+_attached: list[ClusterCollector] = []
+
+
+class AutoAttach:
+    """A session collector that measures whichever ``distributed.Client`` is the default client.
+
+    Costs one dictionary look-up per window until ``distributed`` is imported, and one attach per
+    new client after that.
+    """
+
+    def __init__(self, session: "Session", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.session = session
+        self.timeout_s = timeout_s
+        self._collectors: dict[int, ClusterCollector] = {}
+        self._remove: Any = None
+
+    def _current(self) -> ClusterCollector | None:
+        dist = sys.modules.get("distributed")
+        if dist is None:
+            return None
+        try:
+            client = dist.default_client()
+        except ValueError:
+            return None
+        if getattr(client, "status", None) != "running" or getattr(client, "asynchronous", False):
+            return None
+        collector = self._collectors.get(id(client))
+        if collector is None or collector.client is not client:
+            register(client)
+            collector = ClusterCollector(client, timeout_s=self.timeout_s)
+            collector.local = local_view(self.session, collector.salt)
+            self._collectors = {id(client): collector}
+        return collector
+
+    def begin(self) -> tuple[ClusterCollector, Snapshot] | None:
+        collector = self._current()
+        return None if collector is None else (collector, collector.begin())
+
+    def end(self, token: tuple[ClusterCollector, Snapshot] | None,
+            duration_s: float) -> tuple[list[Component], list[str]]:
+        if token is None:
+            return [], []
+        collector, snap = token
+        return collector.end(snap, duration_s)
+
+    def detach(self) -> None:
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            remove()
+
+
+def auto(session: "Session | None" = None, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AutoAttach:
+    """Turn on automatic attach: every window measures the default Dask client's cluster, if any."""
+    if session is None:
+        from .api import default_session
+
+        session = default_session()
+    hook = AutoAttach(session, timeout_s)
+    hook._remove = session.add_collector(hook)
+    return hook
