@@ -94,3 +94,21 @@ def estimate(*, hours: float, power_w: float | None = None,
 
     return _estimate(hours=hours, power_w=power_w, hardware=hardware, count=count, load=load,
                      pue=pue, region=region, g_per_kwh=g_per_kwh, lbs_per_kwh=lbs_per_kwh)
+
+
+if TYPE_CHECKING:
+    from .live.forecast import GreenWindow
+
+
+def greenest_window(duration_h: float, within_h: float = 24.0, region: str | None = None,
+                    **options: Any) -> "GreenWindow":
+    """The greenest start for a ``duration_h`` job ending within ``within_h`` hours, from a live forecast.
+
+    ``nbcarbon.greenest_window(3)`` -> start, end, mean g/kWh, saving % vs starting now, provider;
+    ``covered=False`` with a ``reason`` when the region has no forecast or it does not cover the job.
+    Asks the network (UK, Denmark; elsewhere Electricity Maps with a token); see
+    :func:`nbcarbon.live.commands.greenest_window`.
+    """
+    from .live.commands import greenest_window as _greenest
+
+    return _greenest(duration_h, within_h, region, **options)

@@ -379,6 +379,8 @@ class CarbonMagics(Magics):
         %carbon auto on|off      measure every cell, with a one-line readout
         %carbon dashboard        a live panel: totals, power now, region and PUE, last cells
         %carbon summary          a static table of the session's cells and totals (with a record)
+        %carbon live on|off      price cells with live grid intensity (UK, Denmark, Electricity Maps)
+        %carbon forecast [HOURS] [--job H]  intensity ahead and the greenest start for an H-hour job
         %carbon dask on|off      include the default Dask client's workers in every measured cell
         %carbon compare CODE...  the session's work priced in each region (table + bar chart)
         %carbon plot [cells]     energy per cell, stacked by component (returns the figure)
@@ -397,6 +399,28 @@ class CarbonMagics(Magics):
             return self._command(command, rest)
         except NbcarbonError as exc:
             raise UsageError(str(exc)) from None
+
+    def _forecast(self, rest: list[str]) -> Any:
+        """``%carbon forecast [HOURS] [--job H]``: the intensity ahead and the greenest start."""
+        from .live.commands import forecast_report
+
+        hours, job_h, words = 24.0, 1.0, list(rest)
+        try:
+            if "--job" in words:
+                i = words.index("--job")
+                job_h = float(words[i + 1])
+                del words[i:i + 2]
+            if len(words) > 1:
+                raise ValueError
+            if words:
+                hours = float(words[0])
+            report = forecast_report(self.ext.session, hours, job_h)
+        except (ValueError, IndexError) as exc:
+            detail = f": {exc}" if str(exc) else ""
+            raise UsageError("usage: %carbon forecast [HOURS] [--job H] (hours ahead, job length)"
+                             + detail) from None
+        print(report.text)
+        return report.figure() if report.series else None
 
     def _command(self, command: str, rest: list[str]) -> Any:
         session = self.ext.session
@@ -423,6 +447,12 @@ class CarbonMagics(Magics):
             display(self.ext.open_dashboard().widget)
         elif command == "summary" and not rest:
             self.ext.show_summary()
+        elif command == "live" and rest in (["on"], ["off"]):
+            from .live.commands import set_live
+
+            print(set_live(session, rest == ["on"]))
+        elif command == "forecast":
+            return self._forecast(rest)
         elif command == "dask" and rest in (["on"], ["off"]):
             from .cluster import auto
 
@@ -454,7 +484,8 @@ class CarbonMagics(Magics):
             raise UsageError(
                 f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "
                 "region CODE, regions [TEXT], pue X, auto on|off, dashboard, summary, "
-                "compare CODE..., dask on|off, plot [cells|timeline], reset (see %carbon?)"
+                "compare CODE..., live on|off, forecast [HOURS], dask on|off, plot [cells|timeline], reset "
+                "(see %carbon?)"
             )
         return None
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import SettingsError
 
 PUE_RANGE = (1.0, 3.0)
 INTERVAL_RANGE_S = (0.05, 60.0)
+LIVE_TIMEOUT_RANGE_S = (0.1, 30.0)
+DEFAULT_LIVE_TIMEOUT_S = 5.0
+_SWITCH = {"1": True, "on": True, "0": False, "off": False}
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
 
 
@@ -43,6 +46,19 @@ def parse_interval(text: object, name: str = "interval") -> float:
     return _number(text, name, *INTERVAL_RANGE_S)
 
 
+def parse_switch(text: object, name: str) -> bool:
+    """``on``/``1`` or ``off``/``0`` (any case); anything else names ``name`` and the allowed values."""
+    key = str(text).strip().lower()
+    if key not in _SWITCH:
+        raise SettingsError(f"{name} must be one of on, off, 1, 0, not {text!r}")
+    return _SWITCH[key]
+
+
+def parse_live_timeout(text: object, name: str = "live timeout") -> float:
+    """Seconds to wait for a live intensity provider (pricing a cell never waits more than 2 s)."""
+    return _number(text, name, *LIVE_TIMEOUT_RANGE_S)
+
+
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
     """The user data directory, by the XDG convention on Linux and the usual places elsewhere."""
     if os.name == "nt":
@@ -60,12 +76,19 @@ class Settings:
 
     ``ledger`` is ``None`` when off. The region is not here: it is detected from the environment
     by :func:`nbcarbon.intensity.detect`, which also reads ``NBCARBON_REGION``.
+
+    ``live`` turns on live intensity (``NBCARBON_LIVE``), ``live_timeout_s`` bounds each request
+    (``NBCARBON_LIVE_TIMEOUT``). The Electricity Maps token is left out of ``repr`` so it cannot
+    leak through a log line or a traceback's locals.
     """
 
     pue: float = 1.0
     interval_s: float = 1.0
     powercap_root: Path = DEFAULT_POWERCAP_ROOT
     ledger: Path | None = None
+    live: bool = False
+    live_timeout_s: float = DEFAULT_LIVE_TIMEOUT_S
+    electricitymaps_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -86,7 +109,13 @@ class Settings:
             ledger = Path(ledger_text).expanduser()
         else:
             ledger = default_ledger_path(env)
-        return cls(pue, interval_s, powercap_root, ledger)
+        live_text = env.get("NBCARBON_LIVE", "").strip()
+        live = parse_switch(live_text, "NBCARBON_LIVE") if live_text else False
+        timeout_text = env.get("NBCARBON_LIVE_TIMEOUT", "").strip()
+        live_timeout_s = (parse_live_timeout(timeout_text, "NBCARBON_LIVE_TIMEOUT") if timeout_text
+                          else DEFAULT_LIVE_TIMEOUT_S)
+        token = env.get("NBCARBON_ELECTRICITYMAPS_TOKEN", "").strip() or None
+        return cls(pue, interval_s, powercap_root, ledger, live, live_timeout_s, token)
 
     def with_changes(self, **changes: object) -> "Settings":
         """A copy with some fields replaced (settings are immutable so threads can share them)."""

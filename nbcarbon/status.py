@@ -44,13 +44,19 @@ def meter_lines(session: Session) -> list[str]:
     return lines
 
 
-def session_status(session: Session, auto: bool | None = None) -> str:
-    """Meters and their methods, region and why, PUE, sampler, session totals."""
+def session_status(session: Session, auto: bool | None = None, probe_live: bool = False) -> str:
+    """Meters and their methods, region and why, PUE, live data, sampler, session totals.
+
+    ``probe_live`` lets ``nbcarbon status`` ask the live provider once (at most 2 s); ``%carbon
+    status`` never waits on the network.
+    """
     from . import __version__
+    from .live.commands import live_status_lines
 
     lines = [f"nbcarbon {__version__}", "meters:", *meter_lines(session)]
     lines.append(f"region: {region_brief(session.region)}; chosen by {session.region.chosen_by}")
     lines.append(f"PUE: {session.pue:g}")
+    lines.extend(live_status_lines(session, probe=probe_live))
     sampler = session.sampler
     if sampler is not None:
         lines.append(f"sampler: every {sampler.period_s():g} s "
@@ -68,7 +74,7 @@ def machine_status(settings: Settings, environ: Mapping[str, str]) -> str:
     session = Session(settings, environ)
     try:
         session.start()
-        lines = session_status(session).splitlines()
+        lines = session_status(session, probe_live=True).splitlines()
         return "\n".join(line for line in lines if not line.startswith("session:"))
     finally:
         session.close()

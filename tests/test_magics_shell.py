@@ -127,3 +127,19 @@ def test_compare_prices_the_session_in_each_region(shell: InteractiveShell) -> N
     assert pl > se > 0
     bad = shell.run_cell("%carbon compare SE NOWHERE")
     assert not bad.success and len(records()) == 1
+
+
+def test_live_and_forecast_commands_without_network(shell: InteractiveShell, capsys) -> None:
+    # SE has no keyless live provider, so nothing is fetched: the answers say so instead.
+    assert shell.run_cell("%carbon live on").success
+    shell.run_cell("%carbon status")
+    out = capsys.readouterr().out
+    assert "live: on" in out
+    result = shell.run_cell("%carbon forecast 12 --job 3")
+    assert result.success and result.result is None
+    assert "No forecast for SE" in capsys.readouterr().out
+    assert not shell.run_cell("%carbon forecast soon").success
+    assert "usage: %carbon forecast" in capsys.readouterr().err
+    assert shell.run_cell("%carbon live off").success
+    shell.run_cell("%carbon status")
+    assert "live: off" in capsys.readouterr().out

@@ -1,0 +1,250 @@
+"""The one small interface every live intensity provider implements, and the HTTP they share.
+
+A provider turns a region code and a time span into :class:`IntensityInterval` values. Whatever
+goes wrong on the way (no route, a slow or trickling server, HTTP 429, a refused token, JSON that
+is not the documented shape) becomes one :class:`LiveError` whose message names the provider and
+the kind of failure, and never a token or a URL with its query: messages end up in notices,
+record warnings and ledger rows.
+
+HTTP goes through :mod:`urllib.request` (so the usual ``https_proxy`` variables apply) on a
+worker thread: the caller waits at most ``timeout_s`` in total, however the server behaves, and the
+worker gives up reading at the same deadline. Nothing here touches the network at import.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import NbcarbonError
+
+#: The largest response read (a 48 h forecast of 5-minute values for two areas is ~100 kB).
+MAX_BYTES = 4 * 1024 * 1024
+_CHUNK = 16 * 1024
+USER_AGENT = "nbcarbon (https://pypi.org/project/nbcarbon/)"
+
+
+class LiveError(NbcarbonError, OSError):
+    """A live provider could not give a usable value; callers fall back to the bundled figure.
+
+    ``kind`` is one of ``unreachable``, ``timeout``, ``rate-limited``, ``refused``, ``http``,
+    ``malformed``, ``no-data``, ``unsupported``. ``retry_after_s`` is the server's ``Retry-After``
+    where it sent one.
+    """
+
+    def __init__(self, provider: str, kind: str, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.kind = kind
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:  # OSError would otherwise format errno/strerror
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class IntensityInterval:
+    """The grid's intensity over ``[start, end)`` (aware UTC datetimes); ``forecast`` when not measured."""
+
+    start: datetime
+    end: datetime
+    g_per_kwh: float
+    forecast: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+class Provider(ABC):
+    """A source of live intensity: one file per service in this package.
+
+    ``name`` is short and stable (``ukgrid``; the record's ``chosen_by`` is ``live:<name>``),
+    ``source`` is what a record's ``source`` names, ``basis`` is ``direct`` or ``lifecycle``
+    as in :class:`nbcarbon.intensity.Region`. ``base_url`` and ``timeout_s`` are parameters so
+    tests point a provider at a local server; the defaults are the real hosts.
+    """
+
+    name: str = ""
+    title: str = ""
+    source: str = ""
+    basis: str = "unstated"
+    has_forecast: bool = False
+
+    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = float(timeout_s)
+
+    def __repr__(self) -> str:  # never shows a token, whatever a subclass stores
+        return f"{type(self).__name__}(base_url={self.base_url!r}, timeout_s={self.timeout_s:g})"
+
+    @abstractmethod
+    def supports(self, region_code: str) -> bool:
+        """Whether this provider has data for a bundled region code (``GB``, ``DK``, ``aws:eu-west-2``)."""
+
+    @abstractmethod
+    def intervals(self, region_code: str, start: datetime, end: datetime) -> list[IntensityInterval]:
+        """Known intervals overlapping ``[start, end]``, sorted: measured where published, forecast
+        values for the current interval (and for the future, where the service mixes them)."""
+
+    def forecast(self, region_code: str, start: datetime, hours: float) -> list[IntensityInterval]:
+        """Intervals from ``start`` (now) for the next ``hours``; :class:`LiveError` without a forecast."""
+        if not self.has_forecast:
+            raise LiveError(self.title, "unsupported", "this provider publishes no forecast")
+        return self.intervals(region_code, start, start + timedelta(hours=hours))
+
+    # -- shared helpers --------------------------------------------------------------------
+    def _unsupported(self, region_code: str) -> LiveError:
+        return LiveError(self.title, "unsupported", f"no live data for region {region_code}")
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None, secrets: Sequence[str] = ()) -> Any:
+        """GET ``base_url + path`` and decode JSON, within ``timeout_s``, errors as :class:`LiveError`."""
+        return fetch_json(self.title, self.base_url + path, params, headers, self.timeout_s, secrets)
+
+
+# ------------------------------------------------------------------------------------- time
+
+
+def utc(dt: datetime) -> datetime:
+    """An aware UTC datetime (a naive one is taken as UTC)."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def parse_utc(text: object) -> datetime:
+    """``2018-01-20T12:00Z``, ``2019-05-21T00:00:00.000Z``, ``2022-01-01T00:00:00`` (UTC) -> datetime.
+
+    Raises ``ValueError`` on anything else (providers turn it into a ``malformed`` error).
+    """
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"a time must be a string, not {type(text).__name__}")
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    return utc(datetime.fromisoformat(s))
+
+
+def number(value: object, what: str) -> float:
+    """A finite, non-negative intensity from JSON (``bool`` and strings are malformed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    v = float(value)
+    if not v >= 0 or v == float("inf"):
+        raise ValueError(f"{what} must be a finite number >= 0, not {value!r}")
+    return v
+
+
+def floor_hour(dt: datetime) -> datetime:
+    return dt.replace(minute=0, second=0, microsecond=0)
+
+
+def merge(*series: Sequence[IntensityInterval]) -> list[IntensityInterval]:
+    """Sorted intervals; where two overlap, the first series given wins (measured over forecast)."""
+    out: list[IntensityInterval] = []
+    for s in series:
+        for iv in s:
+            if not any(o.start < iv.end and iv.start < o.end for o in out):
+                out.append(iv)
+    return sorted(out, key=lambda iv: iv.start)
+
+
+# ------------------------------------------------------------------------------------- HTTP
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return min(3600.0, max(1.0, float(value))) if value is not None else None
+    except ValueError:  # an HTTP date: take the default back-off
+        return None
+
+
+def _get(url: str, headers: Mapping[str, str], deadline: float, result: dict[str, Any]) -> None:
+    """Worker: fetch into ``result`` ("body" or "error"); stops reading at ``deadline``."""
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **headers})
+        with urllib.request.urlopen(request, timeout=max(0.01, deadline - time.monotonic())) as resp:
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("deadline passed while reading")
+                chunk = resp.read1(_CHUNK) if hasattr(resp, "read1") else resp.read(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise ValueError(f"response larger than {MAX_BYTES // 1024} kB")
+                chunks.append(chunk)
+            result["body"] = b"".join(chunks)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # each failure is reported, by kind
+        result["error"] = exc
+
+
+def fetch_json(provider: str, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None,
+               timeout_s: float, secrets: Sequence[str] = ()) -> Any:
+    """One GET returning decoded JSON, or :class:`LiveError`; never waits much longer than ``timeout_s``.
+
+    ``secrets`` (tokens) are removed from every message, as defence in depth: no message is built
+    from the URL, but an exception's text might echo a header.
+    """
+    if params:
+        url = f"{url}?{urllib.parse.urlencode(params)}"
+    result: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout_s
+    worker = threading.Thread(target=_get, args=(url, dict(headers or {}), deadline, result),
+                              name="nbcarbon-live-http", daemon=True)
+    worker.start()
+    worker.join(timeout_s + 0.05)
+    if worker.is_alive() or "error" not in result and "body" not in result:
+        raise LiveError(provider, "timeout", f"no complete answer within {timeout_s:g} s")
+    error = result.get("error")
+    if error is not None:
+        raise _translate(provider, error, timeout_s, secrets) from None
+    try:
+        return json.loads(result["body"].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LiveError(provider, "malformed", f"the answer is not JSON ({type(exc).__name__})") from None
+
+
+def _translate(provider: str, exc: BaseException, timeout_s: float, secrets: Sequence[str]) -> LiveError:
+    if isinstance(exc, urllib.error.HTTPError):
+        code = exc.code
+        if code == 429:
+            return LiveError(provider, "rate-limited", "rate-limited (HTTP 429); trying again later",
+                             _retry_after(exc.headers))
+        if code in (401, 403):
+            return LiveError(provider, "refused", f"the request was refused (HTTP {code}); check the token")
+        return LiveError(provider, "http", f"HTTP {code} {redact(str(exc.reason or ''), secrets)}".rstrip())
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return LiveError(provider, "timeout", f"no complete answer within {timeout_s:g} s")
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            return LiveError(provider, "timeout", f"no answer within {timeout_s:g} s")
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else type(reason).__name__
+        return LiveError(provider, "unreachable", f"unreachable ({redact(str(why), secrets)})")
+    if isinstance(exc, ValueError):
+        return LiveError(provider, "malformed", redact(str(exc), secrets))
+    if isinstance(exc, http.client.HTTPException):
+        return LiveError(provider, "malformed", f"not a valid HTTP answer ({type(exc).__name__})")
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return LiveError(provider, "unreachable", f"unreachable ({redact(str(why), secrets)})")

@@ -1,0 +1,133 @@
+"""The live providers of one session: which one serves a region, cached answers, and their status.
+
+Providers are tried in a fixed order: the free national services for their own grid first
+(``ukgrid`` for Great Britain, ``energidataservice`` for Denmark), then Electricity Maps for any
+zone when a token is set. Nothing here runs until a cell is priced or a forecast is asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from .base import IntensityInterval, LiveError, Provider, floor_hour, utc
+from .cache import FAILURE_TTL_S, FORECAST_TTL_S, RATE_LIMITED_TTL_S, RECENT_TTL_S, SETTLED_TTL_S, TTLCache
+
+#: Never keep a cell waiting longer than this for a live value, whatever NBCARBON_LIVE_TIMEOUT says.
+PRICING_TIMEOUT_MAX_S = 2.0
+SETTLED_AFTER = timedelta(hours=2)
+PROVIDER_NAMES = ("ukgrid", "energidataservice", "electricitymaps")
+
+
+def default_providers(token: str | None = None, timeout_s: float = 5.0,
+                      base_urls: Mapping[str, str] | None = None) -> list[Provider]:
+    """The providers, in order; Electricity Maps only with a token. ``base_urls`` maps a provider
+    name to another server (tests use a local one)."""
+    from .electricitymaps import ElectricityMaps
+    from .energidataservice import EnergiDataService
+    from .ukgrid import UKGrid
+
+    urls = dict(base_urls or {})
+    out: list[Provider] = []
+    out.append(UKGrid(urls["ukgrid"], timeout_s) if "ukgrid" in urls else UKGrid(timeout_s=timeout_s))
+    out.append(EnergiDataService(urls["energidataservice"], timeout_s) if "energidataservice" in urls
+               else EnergiDataService(timeout_s=timeout_s))
+    if token:
+        out.append(ElectricityMaps(token, urls["electricitymaps"], timeout_s) if "electricitymaps" in urls
+                   else ElectricityMaps(token, timeout_s=timeout_s))
+    return out
+
+
+@dataclass(frozen=True)
+class LastValue:
+    """What ``status`` shows: the newest interval a provider gave, and when it was fetched."""
+
+    provider: str
+    region_code: str
+    interval: IntensityInterval
+    fetched_at: datetime
+
+
+class LiveService:
+    """Providers + cache + what happened last, shared by the pricer and the forecast command."""
+
+    def __init__(self, providers: Sequence[Provider], cache: TTLCache | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self.providers = list(providers)
+        self.cache = cache or TTLCache()
+        self._now = now or (lambda: datetime.now(timezone.utc))
+        self.last: LastValue | None = None
+        self.last_error: LiveError | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return utc(self._now())
+
+    def provider_for(self, region_code: str) -> Provider | None:
+        return next((p for p in self.providers if p.supports(region_code)), None)
+
+    def has_electricitymaps(self) -> bool:
+        return any(p.name == "electricitymaps" for p in self.providers)
+
+    def intervals(self, region_code: str, start: datetime, end: datetime,
+                  timeout_s: float | None = None) -> tuple[Provider, list[IntensityInterval]]:
+        """Intervals covering ``[start, end]`` from the region's provider (whole hours, cached)."""
+        provider = self._provider(region_code)
+        first, last = floor_hour(utc(start)), floor_hour(utc(end)) + timedelta(hours=1)
+        settled = last < self.now() - SETTLED_AFTER
+        key = (provider.name, region_code, "intervals", first, last)
+        series = self._cached(key, provider, timeout_s, settled,
+                              lambda p: p.intervals(region_code, first, last))
+        return provider, series
+
+    def forecast(self, region_code: str, hours: float,
+                 timeout_s: float | None = None) -> tuple[Provider, list[IntensityInterval]]:
+        """The region's forecast from now for ``hours`` (cached for 15 min per hour of asking)."""
+        provider = self._provider(region_code)
+        if not provider.has_forecast:
+            raise LiveError(provider.title, "unsupported", "this provider publishes no forecast")
+        now = self.now()
+        key = (provider.name, region_code, "forecast", floor_hour(now), float(hours))
+        series = self._cached(key, provider, timeout_s, None, lambda p: p.forecast(region_code, now, hours))
+        return provider, [iv for iv in series if iv.end > now]
+
+    def _provider(self, region_code: str) -> Provider:
+        provider = self.provider_for(region_code)
+        if provider is None:
+            hint = "" if self.has_electricitymaps() else \
+                "; set NBCARBON_ELECTRICITYMAPS_TOKEN to use Electricity Maps"
+            raise LiveError("live", "unsupported", f"no live source for region {region_code}{hint}")
+        return provider
+
+    def _cached(self, key: tuple[object, ...], provider: Provider, timeout_s: float | None,
+                settled: bool | None, fetch: Callable[[Provider], list[IntensityInterval]]
+                ) -> list[IntensityInterval]:
+        entry = self.cache.get(key) or self.cache.get((provider.name, "failed"))
+        if entry is not None:
+            if entry.error is not None:
+                raise entry.error
+            return list(entry.value)
+        p = provider
+        if timeout_s is not None and timeout_s != provider.timeout_s:
+            p = copy.copy(provider)
+            p.timeout_s = timeout_s
+        try:
+            series = fetch(p)
+        except LiveError as exc:
+            ttl = exc.retry_after_s or (RATE_LIMITED_TTL_S if exc.kind == "rate-limited" else FAILURE_TTL_S)
+            self.cache.put_error((provider.name, "failed"), exc, ttl)
+            with self._lock:
+                self.last_error = exc
+            raise
+        ttl = FORECAST_TTL_S if settled is None else SETTLED_TTL_S if settled else RECENT_TTL_S
+        self.cache.put(key, tuple(series), ttl)
+        if series:
+            now = self.now()
+            newest = max((iv for iv in series if iv.start <= now), key=lambda iv: iv.start, default=series[0])
+            with self._lock:
+                self.last = LastValue(provider.name, key[1], newest, self.now())  # type: ignore[arg-type]
+                self.last_error = None
+        return series
