@@ -9,8 +9,6 @@ is measured here and matplotlib is imported only by :func:`compare_figure`.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +20,7 @@ from . import intensity
 from .errors import NbcarbonError
 from .footprint import Footprint, co2e_g
 from .readout import format_energy, format_mass
+from .report import csv_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -143,13 +142,7 @@ def render(rows: Sequence[CompareRow], fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps({"regions": [asdict(r) for r in rows], "notes": _notes(rows)}, indent=2)
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        fields = list(CompareRow.__dataclass_fields__)
-        writer.writerow(fields)
-        for r in rows:
-            writer.writerow([getattr(r, f) for f in fields])
-        return buf.getvalue().rstrip("\n")
+        return csv_text(rows, CompareRow)
     head = ["region", "intensity", "CO2e", "vs lowest", "source"]
     body = [[f"{r.code} {r.name}", f"{r.g_per_kwh:.4g} g/kWh", format_mass(r.co2e_g), _ratio(r),
              f"{r.source}{_year(r)}, {r.basis}"] for r in rows]

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .footprint import Footprint
 from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
@@ -56,21 +56,26 @@ def _total(rs: Sequence[Row]) -> dict[str, float]:
     }
 
 
+def csv_text(rows: Sequence[Any], row_type: type, *extra: Sequence[Any]) -> str:
+    """Dataclass rows as CSV under a header of their field names, then any ``extra`` rows."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    fields = list(row_type.__dataclass_fields__)
+    writer.writerow(fields)
+    for r in rows:
+        writer.writerow([getattr(r, f) for f in fields])
+    writer.writerows(extra)
+    return buf.getvalue().rstrip("\n")
+
+
 def render(rs: Sequence[Row], fmt: str = "table") -> str:
     """The rows and their total in one of :data:`FORMATS`."""
     total = _total(rs)
     if fmt == "json":
         return json.dumps({"cells": [r.__dict__ for r in rs], "total": total}, indent=2)
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        fields = list(Row.__dataclass_fields__)
-        writer.writerow(fields)
-        for r in rs:
-            writer.writerow([getattr(r, f) for f in fields])
-        writer.writerow(["TOTAL", "", "", total["duration_s"], total["energy_j"],
-                         total["co2e_g"], "", "", "", ""])
-        return buf.getvalue().rstrip("\n")
+        return csv_text(rs, Row, ["TOTAL", "", "", total["duration_s"], total["energy_j"],
+                                  total["co2e_g"], "", "", "", ""])
     head = ["notebook", "cell", "status", "duration", "energy", "CO2e", "region", "method"]
     # JSON and CSV carry labels as given; the tables show them on one line, shortened.
     body = [[shown_label(r.notebook), shown_label(r.cell), r.status, format_duration(r.duration_s),
