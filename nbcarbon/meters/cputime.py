@@ -121,8 +121,18 @@ class ChildProcesses:
         self.pid = pid
         self.process = psutil.Process(pid)
         self.children: tuple[psutil.Process, ...] = ()
+        self._refreshed_s = -float("inf")
 
-    def refresh(self) -> None:
+    def refresh(self, max_age_s: float = 0.0) -> None:
+        """List the descendants again, unless that was done less than ``max_age_s`` ago.
+
+        The CPU-time and memory models share one list; the age check makes the second
+        meter's upkeep free.
+        """
+        now = time.monotonic()
+        if now - self._refreshed_s < max_age_s:
+            return
+        self._refreshed_s = now
         pids = _descendant_pids(self.pid)
         if pids is None:  # no /proc/PID/task/TID/children (not Linux, or an old kernel)
             try:
@@ -187,7 +197,8 @@ def _process_cpu_s(process: psutil.Process) -> float:
 class CpuTimeMeter(LockedMeter):
     """Energy of the process tree's CPU time at a fixed power per busy core."""
 
-    def __init__(self, pid: int, watts_per_core: float, source: str = "") -> None:
+    def __init__(self, pid: int, watts_per_core: float, source: str = "",
+                 tree: ChildProcesses | None = None) -> None:
         super().__init__(Channel("cpu", "process tree", "cpu-time-model", "process"))
         if watts_per_core < 0:
             raise ValueError(f"watts_per_core must be >= 0, not {watts_per_core}")
@@ -197,7 +208,7 @@ class CpuTimeMeter(LockedMeter):
         self._own = pid == os.getpid()
         self._closed = False
         try:
-            self._tree = ChildProcesses(pid)
+            self._tree = tree if tree is not None else ChildProcesses(pid)
         except psutil.NoSuchProcess as err:
             raise MeterError(f"CPU time of process {pid}: no such process") from err
         self._tree.refresh()
@@ -232,7 +243,7 @@ class CpuTimeMeter(LockedMeter):
         return self.cpu_s * self.watts_per_core
 
     def background(self) -> None:
-        self._tree.refresh()
+        self._tree.refresh(max_age_s=0.05)
 
     def close(self) -> None:
         self._closed = True

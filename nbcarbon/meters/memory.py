@@ -26,7 +26,8 @@ _BYTES_PER_GB = 1e9
 class MemoryModelMeter(LockedMeter):
     """Integrates RSS x W/GB of the process tree each time it is read."""
 
-    def __init__(self, pid: int, watts_per_gb: float = DEFAULT_WATTS_PER_GB) -> None:
+    def __init__(self, pid: int, watts_per_gb: float = DEFAULT_WATTS_PER_GB,
+                 tree: ChildProcesses | None = None) -> None:
         super().__init__(Channel("memory", "process tree", "memory-model", "process"))
         if watts_per_gb < 0:
             raise ValueError(f"watts_per_gb must be >= 0, not {watts_per_gb}")
@@ -34,7 +35,7 @@ class MemoryModelMeter(LockedMeter):
         self.watts_per_gb = watts_per_gb
         self._closed = False
         try:
-            self._tree = ChildProcesses(pid)
+            self._tree = tree if tree is not None else ChildProcesses(pid)
         except psutil.NoSuchProcess as err:
             raise MeterError(f"memory of process {pid}: no such process") from err
         self._tree.refresh()
@@ -67,7 +68,7 @@ class MemoryModelMeter(LockedMeter):
         return self._integrator.update(time.monotonic(), power_w)
 
     def background(self) -> None:
-        self._tree.refresh()
+        self._tree.refresh(max_age_s=0.05)
 
     def close(self) -> None:
         self._closed = True

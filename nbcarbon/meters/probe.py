@@ -57,12 +57,24 @@ def probe(
     else:
         why_cpu = f"no RAPL counters under {powercap_root}"
 
+    tree = None  # one list of child processes, shared by the two models
+    if not cpu or not dram:
+        import psutil
+
+        from nbcarbon.meters.cputime import ChildProcesses
+
+        try:
+            tree = ChildProcesses(pid)
+            tree.refresh()
+        except psutil.NoSuchProcess:
+            tree = None  # each meter then reports the missing process itself
+
     if not cpu:
         from nbcarbon.meters.cputime import CpuTimeMeter, cpu_model_name, watts_per_core
 
         w_per_core, source = watts_per_core(cpu_model_name(cpuinfo_path))
         try:
-            result.meters.append(CpuTimeMeter(pid, w_per_core, source))
+            result.meters.append(CpuTimeMeter(pid, w_per_core, source, tree=tree))
             result.notes.append(
                 f"CPU energy not measured ({why_cpu}); estimated from CPU time x "
                 f"{w_per_core:.3g} W per core ({source})"
@@ -75,7 +87,7 @@ def probe(
 
         why_dram = "no RAPL DRAM counter on this CPU" if cpu else why_cpu
         try:
-            result.meters.append(MemoryModelMeter(pid))
+            result.meters.append(MemoryModelMeter(pid, tree=tree))
             result.notes.append(
                 f"memory energy not measured ({why_dram}); estimated from resident memory x "
                 f"{DEFAULT_WATTS_PER_GB} W per GB"
