@@ -1,0 +1,106 @@
+"""``%%carbon``'s per-cell cost in a real ipykernel, as a notebook user pays it.
+
+Run: ``.venv/bin/python benchmarks/bench_kernel.py [--cells 400]``
+
+The InteractiveShell measure (``bench_window.py``) isolates nbcarbon's own work; this one adds
+everything a kernel does with it: the readout's ``display_data`` message with its record, sent
+over ZeroMQ and received by the client. An empty cell and the same cell under ``%%carbon`` are
+executed alternately (interleaved, so drift hits both alike) through ``jupyter_client``; each time
+is from sending the request to the kernel reporting idle on IOPub, i.e. when every output has been
+delivered. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+from jupyter_client.manager import start_new_kernel
+
+
+def _run(kc, code: str, timeout_s: float = 30.0) -> float:
+    """Seconds from execute to the kernel's idle status for this request."""
+    t0 = time.perf_counter()
+    msg_id = kc.execute(code)
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout_s)
+        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"):
+            return time.perf_counter() - t0
+
+
+#: A display of the same size as a readout (text, HTML, metadata), without nbcarbon: what any
+#: output costs to send and receive, so the table separates that from nbcarbon's own work.
+_DISPLAY_SETUP = """
+from IPython.display import display as _d
+_bundle = {"text/plain": "t" * 380, "text/html": "h" * 560}
+_meta = {"x": {"k" + str(i): "v" * 20 for i in range(20)}}
+def _show():
+    _d(_bundle, raw=True, metadata=_meta)
+"""
+
+
+def measure(cells: int, history: bool = True) -> dict[str, float]:
+    env = dict(os.environ, NBCARBON_LEDGER="off", NBCARBON_REGION="SE")
+    extra = [] if history else ["--HistoryManager.enabled=False"]
+    km, kc = start_new_kernel(kernel_name="python3", env=env, extra_arguments=extra)
+    try:
+        _run(kc, "%load_ext nbcarbon")
+        for _ in range(30):  # warm up both paths
+            _run(kc, "pass")
+            _run(kc, "%%carbon\npass")
+        _run(kc, _DISPLAY_SETUP)
+        plain, magic, shown = [], [], []
+        for _ in range(cells):
+            plain.append(_run(kc, "pass"))
+            magic.append(_run(kc, "%%carbon\npass"))
+            shown.append(_run(kc, "_show()"))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    p, m, d = statistics.median(plain), statistics.median(magic), statistics.median(shown)
+    return {"cells": cells, "plain_ms": p * 1e3, "carbon_ms": m * 1e3, "overhead_ms": (m - p) * 1e3,
+            "display_ms": d * 1e3, "display_overhead_ms": (d - p) * 1e3,
+            "plain_min": min(plain) * 1e3, "plain_max": max(plain) * 1e3,
+            "carbon_min": min(magic) * 1e3, "carbon_max": max(magic) * 1e3}
+
+
+def table(r: dict[str, float]) -> str:
+    return "\n".join([
+        "| measure, real ipykernel | median | min–max |",
+        "|---|---|---|",
+        f"| empty cell, round trip to idle | {r['plain_ms']:.2f} ms | "
+        f"{r['plain_min']:.2f}–{r['plain_max']:.2f} ms |",
+        f"| empty cell under `%%carbon`, readout delivered | {r['carbon_ms']:.2f} ms | "
+        f"{r['carbon_min']:.2f}–{r['carbon_max']:.2f} ms |",
+        f"| **`%%carbon` overhead per cell** ({int(r['cells'])} cells each, interleaved) | "
+        f"**{r['overhead_ms']:.2f} ms** | |",
+        f"| for scale: a cell (no nbcarbon) that displays an output of the readout's size | "
+        f"{r['display_ms']:.2f} ms | +{r['display_overhead_ms']:.2f} ms over the empty cell |",
+    ])
+
+
+def run(quick: bool) -> dict[str, float]:
+    """For ``bench.py``: the measure at its usual size."""
+    return measure(100 if quick else 400)
+
+
+def render(r: dict[str, float]) -> str:
+    return (table(r) + "\n\nThe overhead is mostly what any output costs: the last row is a cell "
+            "without nbcarbon that displays a bundle of the readout's size; the rest is nbcarbon's "
+            "own work (the record, the readout, the boundary reads).")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=400)
+    parser.add_argument("--no-history", action="store_true",
+                        help="turn IPython's SQLite history off in the kernel (isolates its share)")
+    args = parser.parse_args()
+    print(table(measure(args.cells, history=not args.no_history)))
+
+
+if __name__ == "__main__":
+    main()
