@@ -50,18 +50,23 @@ def time_weighted(series: Sequence[IntensityInterval], start: datetime, end: dat
             return None
         iv = holding[0]
         return Weighted(iv.g_per_kwh, 1.0, 1.0 if iv.forecast else 0.0)
-    total = covered = forecast = 0.0
+    # Deviations from the first value are summed, so a steady intensity comes back exactly as
+    # published (333, not 333.00000000000006) however the span is cut.
+    base: float | None = None
+    deviation = covered = forecast = 0.0
     for iv in series:
         overlap_s = (min(iv.end, end) - max(iv.start, start)).total_seconds()
         if overlap_s <= 0:
             continue
-        total += iv.g_per_kwh * overlap_s
+        if base is None:
+            base = iv.g_per_kwh
+        deviation += (iv.g_per_kwh - base) * overlap_s
         covered += overlap_s
         if iv.forecast:
             forecast += overlap_s
-    if covered <= 0:
+    if covered <= 0 or base is None:
         return None
-    return Weighted(total / covered, min(1.0, covered / span_s), forecast / covered)
+    return Weighted(base + deviation / covered, min(1.0, covered / span_s), forecast / covered)
 
 
 class LivePricer:

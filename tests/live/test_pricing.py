@@ -108,3 +108,19 @@ def test_partial_coverage_is_a_warning(server: FakeProvider) -> None:
 
 def test_pricing_never_waits_more_than_two_seconds() -> None:
     assert LivePricer(LiveService([]), print, timeout_s=30).timeout_s == 2.0
+
+
+def test_a_steady_intensity_is_returned_exactly_however_the_span_is_cut() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from nbcarbon.live.base import IntensityInterval
+    from nbcarbon.live.pricing import time_weighted
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    series = [IntensityInterval(t0 + timedelta(minutes=30 * i), t0 + timedelta(minutes=30 * (i + 1)), 333.0,
+                                False) for i in range(6)]
+    for offset_s in (0.1, 7.3, 1234.567, 1799.999):
+        for length_s in (0.2, 61.7, 3333.3):
+            start = t0 + timedelta(seconds=offset_s)
+            got = time_weighted(series, start, start + timedelta(seconds=length_s))
+            assert got is not None and got.g_per_kwh == 333.0
