@@ -18,6 +18,8 @@ from .meters.base import COMPONENTS, METHOD_KIND, Channel
 from .sampler import Reading
 
 SCHEMA = 1
+#: Where a record lives in a notebook output: ``output["metadata"][METADATA_KEY]``.
+METADATA_KEY = "nbcarbon"
 STATUSES = ("ok", "error", "interrupted")
 J_PER_KWH = 3.6e6
 

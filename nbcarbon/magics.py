@@ -29,7 +29,7 @@ from . import intensity, readout, summary
 from . import session as session_module
 from .api import close_default_session, default_session
 from .errors import NbcarbonError
-from .footprint import Footprint
+from .footprint import METADATA_KEY, Footprint
 from .session import Session, Window
 from .settings import parse_pue
 
@@ -245,7 +245,7 @@ class CarbonExtension:
 
         data, metadata = summary.mimebundle(records, self.session.region, self.session.pue,
                                             __version__, summary_id, created_at)
-        record: dict[str, Any] = metadata["nbcarbon"]
+        record: dict[str, Any] = metadata[METADATA_KEY]
         if summary_id is None:
             display(data, raw=True, metadata=metadata, display_id=record["id"])
         else:

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NbcarbonError, RecordError
-from .footprint import Footprint
-
-METADATA_KEY = "nbcarbon"
+from .footprint import METADATA_KEY, Footprint
 
 
 class NotebookError(NbcarbonError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .footprint import Component, Footprint
+from .footprint import METADATA_KEY, Component, Footprint
 
 METHOD_LABEL = {
     "rapl-counter": "RAPL counter",
@@ -156,4 +156,4 @@ def mimebundle(fp: Footprint, compact: bool = False) -> tuple[dict[str, str], di
         "text/plain": one_line(fp) if compact else text(fp),
         "text/html": html(fp, compact),
     }
-    return data, {"nbcarbon": fp.to_dict()}
+    return data, {METADATA_KEY: fp.to_dict()}

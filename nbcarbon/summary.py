@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from .footprint import Footprint, PricedRegion
+from .footprint import METADATA_KEY, Footprint, PricedRegion
 from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
 from .session import Totals
 
@@ -139,4 +139,4 @@ def mimebundle(
     data = {"text/plain": text(records, totals, region, pue),
             "text/html": html(records, totals, region, pue)}
     record = summary_record(records, totals, region, pue, version, summary_id, created_at)
-    return data, {"nbcarbon": record}
+    return data, {METADATA_KEY: record}
