@@ -36,11 +36,15 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
-def track(label: str | None = None, region: str | None = None, pue: float | None = None) -> "Tracker":
-    """Measure a block of code: ``with nbcarbon.track("fit") as t: ...`` then ``t.footprint``."""
+def track(label: str | None = None, region: str | None = None, pue: float | None = None,
+          display: bool = True) -> "Tracker":
+    """Measure a block of code: ``with nbcarbon.track("fit") as t: ...`` then ``t.footprint``.
+
+    In a notebook the block gets a compact readout carrying its record (``display=False``: none).
+    """
     from .api import track as _track
 
-    return _track(label=label, region=region, pue=pue)
+    return _track(label=label, region=region, pue=pue, display=display)
 
 
 def read_notebook(path: "str | Path") -> "list[Footprint]":

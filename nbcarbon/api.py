@@ -126,13 +126,20 @@ class LedgerHook:
 
 
 class Tracker:
-    """Context manager measuring the block it wraps; the user's exception passes through unchanged."""
+    """Context manager measuring the block it wraps; the user's exception passes through unchanged.
+
+    In IPython (a notebook cell, a terminal) the block's footprint is shown as a compact readout
+    carrying its record, so a saved notebook keeps it and ``nbcarbon report`` counts it; inside a
+    measured cell it is that cell's nested window, never counted twice. ``display=False`` (and
+    any plain script) shows nothing.
+    """
 
     def __init__(self, session: Session, label: str | None, region: str | None,
-                 pue: float | None) -> None:
+                 pue: float | None, display: bool = True) -> None:
         self._session = session
         self._window: Window | None = None
         self._args = (label, region, pue)
+        self._display = display
         self.footprint: Footprint | None = None
 
     def __enter__(self) -> "Tracker":
@@ -154,11 +161,32 @@ class Tracker:
         else:
             status = "error"
         self.footprint = self._session.end(self._window, status)
+        if self._display:
+            _show_compact(self._session, self.footprint)
         for notice in self._session.take_notices():
             print(notice, file=sys.stderr)
         return False
 
 
-def track(label: str | None = None, region: str | None = None, pue: float | None = None) -> Tracker:
-    """Measure a ``with`` block in the process's session (shared with the magics in a kernel)."""
-    return Tracker(default_session(), label, region, pue)
+def _show_compact(session: Session, fp: Footprint) -> None:
+    """A compact readout of ``fp`` in IPython (re-priced with the rest); nothing in a script."""
+    from . import shown
+
+    if not shown.in_ipython():
+        return
+    from . import readout
+
+    try:
+        shown.registry(session).show(fp, lambda record: readout.mimebundle(record, True))
+    except Exception as exc:  # noqa: BLE001 - the block has run and its record is kept
+        print(f"nbcarbon: the footprint of {fp.label or 'this block'} could not be shown "
+              f"({type(exc).__name__}); it is kept in the session and the ledger.", file=sys.stderr)
+
+
+def track(label: str | None = None, region: str | None = None, pue: float | None = None,
+          display: bool = True) -> Tracker:
+    """Measure a ``with`` block in the process's session (shared with the magics in a kernel).
+
+    ``display``: show a compact readout under the cell in IPython (never in plain scripts).
+    """
+    return Tracker(default_session(), label, region, pue, display)

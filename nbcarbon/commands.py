@@ -130,9 +130,9 @@ class CarbonMagics(Magics):
             state = "on: cells include the default Dask client's workers" if rest == ["on"] else "off"
             print(f"nbcarbon: dask {state}")
         elif command == "compare" and rest:
-            from .compare import compare, compare_figure, compare_table, outermost
+            from .compare import compare, compare_figure, compare_table
 
-            rows = compare(outermost(session.records), rest)
+            rows = compare(session.records, rest)
             text, html = compare_table(rows)
             display({"text/plain": text, "text/html": html}, raw=True)
             return compare_figure(rows)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
 
 from . import intensity
 from .errors import NbcarbonError
-from .footprint import Footprint, co2e_g
+from .footprint import Footprint, co2e_g, top_level
 from .readout import format_energy, format_mass
 from .report import csv_text
 
@@ -64,6 +63,7 @@ def compare(records: Sequence[Footprint], codes: Sequence[str], pue: float | Non
         region = intensity.lookup(code)
         if region not in regions:
             regions.append(region)
+    records = top_level(records)  # a nested window is in its parent's energy already
     if not records:
         raise CompareError("no footprint records to compare: measure some cells first "
                            "(%%carbon, %carbon auto on, nbcarbon run)")
@@ -79,28 +79,6 @@ def compare(records: Sequence[Footprint], codes: Sequence[str], pue: float | Non
                    ratio=g / lowest if lowest > 0 else (1.0 if g == 0 else float("inf")))
         for r, g in priced
     ]
-
-
-def outermost(records: Sequence[Footprint]) -> list[Footprint]:
-    """The records not nested in time inside another one of the same process.
-
-    An ``nbcarbon.epochs()`` loop inside a ``%%carbon`` cell makes one record per epoch and one
-    for the cell; summing all of them would count the epochs twice. Only for records of one
-    session: records of separate notebooks may overlap in time without being nested work.
-    """
-    slack = 0.002  # started_at keeps milliseconds: a window's ends are known to within ~1 ms
-    spans = []
-    for i, fp in enumerate(records):
-        start = datetime.fromisoformat(fp.started_at).timestamp()
-        spans.append((start, start + fp.duration_s, i))
-    kept = []
-    for start, end, i in spans:
-        inside = any(o_start - slack <= start and end <= o_end + slack
-                     and (o_end - o_start > end - start or j < i)
-                     for o_start, o_end, j in spans if j != i)
-        if not inside:
-            kept.append(records[i])
-    return kept
 
 
 def cli_compare(records: Sequence[Footprint], codes: Sequence[str], fmt: str = "table",

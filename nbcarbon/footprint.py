@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -79,6 +79,11 @@ class Footprint:
     nbcarbon_version: str = ""
     kind: str = "cell"
     schema: int = SCHEMA
+    #: The enclosing window's record id (a ``track()`` or ``epochs()`` inside a measured cell, a
+    #: cell run by a cell); ``None`` at top level. See :func:`top_level`.
+    parent_id: str | None = None
+    #: A loop's iterations, compactly (``nbcarbon.epochs``): not one record each in the notebook.
+    iterations: "Iterations | None" = None
 
     def repriced(self, region: PricedRegion | None = None, pue: float | None = None) -> "Footprint":
         """The same energy priced for another region and/or PUE; the measurement is untouched."""
@@ -113,6 +118,8 @@ class Footprint:
                        "source": r.source, "basis": r.basis, "chosen_by": r.chosen_by},
             "co2e_g": self.co2e_g, "attribution": self.attribution,
             "warnings": list(self.warnings), "nbcarbon_version": self.nbcarbon_version,
+            "parent_id": self.parent_id,
+            **({"iterations": self.iterations.to_dict()} if self.iterations is not None else {}),
         }
 
     @classmethod
@@ -148,6 +155,8 @@ class Footprint:
         if not all(isinstance(w, str) for w in warnings):
             raise RecordError("record 'warnings' must be a list of strings")
         execution_count = _field(d, "execution_count", int, optional=True)
+        parent_id = _field(d, "parent_id", str, optional=True) if "parent_id" in d else None
+        iterations = Iterations.from_dict(d["iterations"]) if d.get("iterations") is not None else None
         return cls(
             id=_field(d, "id", str),
             cell_id=_field(d, "cell_id", str, optional=True),
@@ -164,7 +173,101 @@ class Footprint:
             attribution=_field(d, "attribution", str),
             warnings=tuple(warnings),
             nbcarbon_version=str(d.get("nbcarbon_version", "")),
+            parent_id=parent_id,
+            iterations=iterations,
         )
+
+
+#: Significant digits kept per iteration in :class:`Iterations` (far below any meter's accuracy).
+_SERIES_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Iterations:
+    """The iterations of a loop record, as two parallel series instead of one record each.
+
+    Why compact: a 1,000-epoch loop must not put 1,000 full records (about 1 kB each) into the
+    notebook; the loop's own record is the measurement that counts, and these series keep what
+    plots and reports need per iteration. ``statuses`` lists only the iterations that did not end
+    ``ok`` (index -> status), since nearly all do.
+    """
+
+    label: str
+    duration_s: tuple[float, ...]
+    energy_j: tuple[float, ...]
+    statuses: tuple[tuple[int, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label,
+                "duration_s": [float(f"{v:.{_SERIES_DIGITS}g}") for v in self.duration_s],
+                "energy_j": [float(f"{v:.{_SERIES_DIGITS}g}") for v in self.energy_j],
+                "statuses": {str(i): s for i, s in self.statuses}}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Iterations":
+        if not isinstance(d, Mapping):
+            raise RecordError("record field 'iterations' must be a JSON object")
+        series = []
+        for name in ("duration_s", "energy_j"):
+            values = _field(d, name, list)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and math.isfinite(v) and v >= 0 for v in values):
+                raise RecordError(f"record iterations {name!r} must be finite numbers >= 0")
+            series.append(tuple(float(v) for v in values))
+        if len(series[0]) != len(series[1]):
+            raise RecordError("record iterations: 'duration_s' and 'energy_j' differ in length")
+        statuses = d.get("statuses") or {}
+        if not isinstance(statuses, Mapping) or not all(
+                isinstance(k, str) and k.isdigit() and v in STATUSES for k, v in statuses.items()):
+            raise RecordError("record iterations 'statuses' must map indexes to statuses")
+        return cls(str(d.get("label", "iteration")), series[0], series[1],
+                   tuple(sorted((int(k), v) for k, v in statuses.items())))
+
+
+def top_level(records: Iterable[Footprint], open_ids: Container[str] = ()) -> list[Footprint]:
+    """The records that totals add up: each window counted once, never inside its parent too.
+
+    A record is top level when it has no parent, or when its parent is neither among
+    ``records`` nor an open window (``open_ids``): a ``track()`` inside a cell that is still
+    running counts until the cell's own record arrives and covers it, and a saved notebook whose
+    cell readout was cleared still counts its nested windows. Every total (session, summary,
+    dashboard, report, history, the run table, compare) goes through this one rule. Linear.
+    """
+    records = list(records)
+    ids = {fp.id for fp in records}
+    return [fp for fp in records if fp.parent_id is None or fp.parent_id == fp.id
+            or (fp.parent_id not in ids and fp.parent_id not in open_ids)]
+
+
+def tree_order(records: Iterable[Footprint]) -> list[tuple[int, Footprint]]:
+    """``(depth, record)`` pairs: each top-level record followed by its nested ones, indented.
+
+    Records close child-first (a window inside a cell ends before the cell), so the order of
+    ``records`` is not the order to read them in; tables show the parent, then its children in
+    the order they started. Linear in the number of records.
+    """
+    records = list(records)
+    ids = {fp.id for fp in records}
+    children: dict[str, list[Footprint]] = {}
+    roots = []
+    for fp in records:
+        if fp.parent_id is not None and fp.parent_id in ids and fp.parent_id != fp.id:
+            children.setdefault(fp.parent_id, []).append(fp)
+        else:
+            roots.append(fp)
+    out: list[tuple[int, Footprint]] = []
+    seen: set[str] = set()
+    stack = [(0, fp) for fp in reversed(roots)]
+    while stack:
+        depth, fp = stack.pop()
+        if fp.id in seen:  # a cycle in a hand-edited file: show each record once
+            continue
+        seen.add(fp.id)
+        out.append((depth, fp))
+        stack.extend((depth + 1, child) for child in reversed(children.get(fp.id, ())))
+    if len(out) < len(records):  # only a hand-made cycle of parents leaves records unreached
+        out.extend((0, fp) for fp in records if fp.id not in seen)
+    return out
 
 
 def _field(d: Mapping[str, Any], name: str, kind: type, optional: bool = False) -> Any:
@@ -243,7 +346,9 @@ def measure(
 
     A channel whose end read failed keeps the energy up to its last good reading, with a warning
     naming how much of the window that covers. A channel never read in the window is left out
-    with a warning; it is not counted as zero.
+    with a warning; it is not counted as zero. Readings a counter refused as implausible (see
+    :class:`~nbcarbon.meters.base.Anomalies`) are named too: they cost no energy when good
+    readings follow, but a reader must be able to tell a clean number from a repaired one.
     """
     out = Measured()
     machine = False
@@ -266,6 +371,20 @@ def measure(
         n_err = errors_during[i] if i < len(errors_during) else 0
         if n_err and e.error is None:
             out.warnings.append(f"{name}: {n_err} background read(s) failed during the window")
+        out.warnings.extend(e.anomalies.warnings_since(b.anomalies, name))
+        if b.anomalies.held and b.error is None:
+            out.warnings.append(
+                f"{name}: the reading at the window's start was implausible and skipped; energy "
+                f"is counted from the last good reading, {max(0.0, covered_s - duration_s):.2f} s "
+                "before the window"
+            )
+        if e.anomalies.held and e.error is None:
+            out.warnings.append(
+                f"{name} partly measured: the reading at the window's end was implausible and "
+                f"skipped; energy covers {min(covered_s, duration_s):.2f} s of {duration_s:.2f} s"
+            )
+        if ch.caveat:
+            out.warnings.append(f"{name}: {ch.caveat}")
         mean_w = energy_j / duration_s if duration_s > 0 else 0.0
         out.components.append(Component(ch.component, ch.device, ch.method, energy_j, mean_w))
         machine = machine or ch.attribution == "machine"

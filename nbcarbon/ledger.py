@@ -37,8 +37,9 @@ from .footprint import Footprint
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 1
-SOURCES = ("magic", "auto", "track", "run")
+#: 2 added ``parent_id`` (nested windows); a version-1 ledger is upgraded in place when written.
+SCHEMA_VERSION = 2
+SOURCES = ("magic", "auto", "track", "loop", "run")
 GROUPINGS = ("notebook", "day")
 BUSY_TIMEOUT_S = 10.0
 LINGER_S = 0.005
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS records (
     region     TEXT NOT NULL,
     notebook   TEXT,
     source     TEXT NOT NULL,
-    record     TEXT NOT NULL
+    record     TEXT NOT NULL,
+    parent_id  TEXT
 );
 CREATE INDEX IF NOT EXISTS records_started_at ON records (started_at);
 CREATE INDEX IF NOT EXISTS records_notebook ON records (notebook, started_at);
@@ -62,8 +64,9 @@ CREATE INDEX IF NOT EXISTS records_notebook ON records (notebook, started_at);
 
 # A re-priced record updates its row; where and how it was made (notebook, source) stay as first written.
 _UPSERT = """
-INSERT INTO records (id, started_at, duration_s, energy_j, co2e_g, region, notebook, source, record)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO records (id, started_at, duration_s, energy_j, co2e_g, region, notebook, source, record,
+                     parent_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     energy_j = excluded.energy_j, co2e_g = excluded.co2e_g, region = excluded.region,
     record = excluded.record
@@ -138,6 +141,7 @@ class Ledger:
         self._conn = conn
         self.path = path
         self._empty = empty  # opened for reading before any writer made the table
+        self._nested = True  # rows know their parent (schema 2); False for a v1 ledger read as is
 
     @classmethod
     def open(cls, path: Path, create: bool = True) -> "Ledger":
@@ -166,14 +170,20 @@ class Ledger:
                 conn.execute("PRAGMA synchronous=NORMAL")  # in WAL, durable against a killed process
                 if version < SCHEMA_VERSION:
                     conn.execute("BEGIN IMMEDIATE")  # two kernels creating it at once take turns
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version == 1:
+                        conn.execute("ALTER TABLE records ADD COLUMN parent_id TEXT")
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     conn.execute("COMMIT")
+                    version = SCHEMA_VERSION
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, empty=not create and version < 1)
+        ledger = cls(conn, path, empty=not create and version < 1)
+        ledger._nested = version >= 2
+        return ledger
 
     def write(self, entries: Sequence[Entry]) -> None:
         """Insert or update ``entries`` in one short transaction."""
@@ -182,7 +192,7 @@ class Ledger:
             fp = e.record
             rows.append((fp.id, fp.started_at, fp.duration_s, fp.energy_j, fp.co2e_g, fp.region.code,
                          notebook_name(e.notebook), e.source,
-                         json.dumps(fp.to_dict(), separators=(",", ":"))))
+                         json.dumps(fp.to_dict(), separators=(",", ":")), fp.parent_id))
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -213,16 +223,24 @@ class Ledger:
         return out
 
     def totals(self, since: datetime | None = None, by: str = "notebook") -> list[HistoryRow]:
-        """Cells, duration, energy and CO2e per notebook or per UTC day, since ``since``."""
+        """Cells, duration, energy and CO2e per notebook or per UTC day, since ``since``.
+
+        Top-level records only, by the rule of :func:`nbcarbon.footprint.top_level`: a row whose
+        parent is in the ledger is detail of that parent, never added again.
+        """
         if by not in GROUPINGS:
             raise ValueError(f"group by one of {GROUPINGS}, not {by!r}")
         if self._empty:
             return []
         key = "coalesce(notebook, '(no notebook)')" if by == "notebook" else "substr(started_at, 1, 10)"
-        where, args = "", []
+        conditions, args = [], []
+        if self._nested:
+            conditions.append("(parent_id IS NULL OR parent_id = id OR "
+                              "parent_id NOT IN (SELECT id FROM records))")
         if since is not None:
-            where = "WHERE started_at >= ?"
+            conditions.append("started_at >= ?")
             args.append(since.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         order = "co2e_g_sum DESC, k" if by == "notebook" else "k"
         sql = (f"SELECT {key} AS k, count(*), sum(duration_s), sum(energy_j), sum(co2e_g) AS co2e_g_sum "
                f"FROM records {where} GROUP BY k ORDER BY {order}")

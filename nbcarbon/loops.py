@@ -6,8 +6,12 @@ replace ``nbcarbon.epochs`` with the module object as soon as it is imported.)
     for epoch in nbcarbon.epochs(range(50), budget_g=100):
         train_one_epoch()
 
-Each iteration is one window of the process's session (the meters the magics use), labelled
-``epoch 3/50``; its record goes into ``session.records`` like a cell's. After ``predict_after``
+The loop is one window of the process's session (the meters the magics use) and each iteration
+a window inside it, labelled ``epoch 3/50``: the iterations' records are the loop's children
+(``parent_id``), and the loop's own record, with every iteration's duration and energy in a
+compact series, is what totals count (inside a measured cell, it is that cell's child in turn).
+When the loop ends in IPython, its final line is an output carrying that record, so a saved
+notebook keeps the loop's cost whether or not the cell was measured. After ``predict_after``
 iterations a prediction of the whole loop's energy, CO2e and time (:mod:`nbcarbon.predict`) is
 shown and updated after every iteration: an ipywidgets bar in a Jupyter kernel, one plain text
 line on stderr elsewhere. With ``budget_g``, a predicted total over the budget warns
@@ -34,6 +38,7 @@ import dis
 import math
 import numbers
 import operator
+import re
 import sys
 import time
 import warnings
@@ -42,11 +47,11 @@ from html import escape
 from types import FrameType, TracebackType
 from typing import Any, Generic, TextIO, TypeVar
 
-from . import intensity
+from . import intensity, shown
 from .errors import NbcarbonError
-from .footprint import J_PER_KWH, Footprint
+from .footprint import J_PER_KWH, METADATA_KEY, Footprint, Iterations
 from .predict import Prediction, predict
-from .readout import format_duration, format_energy, format_mass
+from .readout import format_duration, format_energy, format_mass, how_obtained
 from .session import Session, Window
 from .settings import parse_pue
 
@@ -81,6 +86,30 @@ def _caller() -> FrameType | None:
         return None
 
 
+_IRREGULAR = {"epoch": "epochs", "stomach": "stomachs", "child": "children", "person": "people", "datum": "data", "index": "indices",
+              "series": "series", "analysis": "analyses", "batch": "batches"}
+
+
+def plural(label: str, n: int) -> str:
+    """``label`` counted: "1 epoch", "4 epochs", "3 batches"; a label that is not a plain word
+    is named after the count instead: "4 iterations · rep0"."""
+    if not re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)*", label):
+        return f"{n} iteration{'s' if n != 1 else ''} · {label}"
+    if n == 1:
+        return f"1 {label}"
+    head, _, last = label.rpartition(" ")
+    lower = last.lower()
+    if lower in _IRREGULAR:
+        word = _IRREGULAR[lower]
+    elif re.search(r"(s|x|z|ch|sh)$", lower):
+        word = last + "es"
+    elif re.search(r"[^aeiou]y$", lower):
+        word = last[:-1] + "ies"
+    else:
+        word = last + "s"
+    return f"{n} {head + ' ' if head else ''}{word}"
+
+
 class BudgetWarning(UserWarning):
     """The predicted CO2e of a loop exceeds its ``budget_g`` (``on_budget="warn"``)."""
 
@@ -97,15 +126,16 @@ def _left_by(frame: FrameType | None) -> str:
 class Epochs(Generic[T]):
     """An iterable over ``iterable`` that measures each iteration; see :func:`epochs`.
 
-    After (or during) the loop: ``records`` (this loop's footprints), ``prediction`` (the
-    latest :class:`~nbcarbon.predict.Prediction`, or None), ``predictions`` (one per update),
+    After (or during) the loop: ``footprint`` (the loop's own record, the one totals count),
+    ``records`` (the iterations' records, its children), ``prediction`` (the latest
+    :class:`~nbcarbon.predict.Prediction`, or None), ``predictions`` (one per update),
     ``over_budget``, ``stopped`` (ended by the budget) and ``message`` (the budget message).
     """
 
     def __init__(self, iterable: Iterable[T], total: int | None, predict_after: int,
                  budget_g: float | None, on_budget: str, label: str, region: str | None,
                  pue: float | None, progress: str | None, session: Session | None,
-                 stream: TextIO | None) -> None:
+                 stream: TextIO | None, display: bool = True) -> None:
         if total is None:
             try:
                 total = len(iterable)  # type: ignore[arg-type]
@@ -130,6 +160,8 @@ class Epochs(Generic[T]):
             intensity.lookup(region)  # a bad code fails here, before the loop starts
         if pue is not None:
             pue = parse_pue(pue, "pue")
+        if not isinstance(label, str) or not label.strip():
+            raise EpochsError(f"label must be a non-empty string, not {label!r}")
         self._iterable = iterable
         self.total = total
         self.predict_after = predict_after
@@ -148,8 +180,12 @@ class Epochs(Generic[T]):
         self._started = False
         self._managed = False
         self._open: Window | None = None
+        self._loop: Window | None = None
+        self._finished = False
+        self._display = display
         self._view: _View | None = None
         self._warned = False
+        self.footprint: Footprint | None = None
 
     # -- the two ways in ----------------------------------------------------------------------
     def __iter__(self) -> Iterator[T]:
@@ -180,6 +216,7 @@ class Epochs(Generic[T]):
         items = iter(self._iterable)
         done = 0
         finished = "ok"
+        self._loop = self.session.begin(f"{self.label} loop", *self._pricing, source="loop")
         try:
             while not self.stopped:
                 try:
@@ -188,7 +225,8 @@ class Epochs(Generic[T]):
                     break
                 done += 1
                 of = f"/{self.total}" if self.total is not None else ""
-                self._open = self.session.begin(f"{self.label} {done}{of}", *self._pricing)
+                self._open = self.session.begin(f"{self.label} {done}{of}", *self._pricing,
+                                                source="loop")
                 try:
                     yield item
                 except GeneratorExit:
@@ -281,36 +319,142 @@ class Epochs(Generic[T]):
         self._view.update(self, force)
 
     def _finish(self, status: str) -> None:
+        """Close the loop's window (its record carries the iterations) and show the final line."""
+        if self._finished:
+            return
+        self._finished = True
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            warnings_: list[str] = []
+            if self.stopped:
+                warnings_.append(f"stopped by the budget after {plural(self.label, len(self.records))}"
+                                 f"{f' of {self.total}' if self.total is not None else ''}")
+            series = Iterations(
+                self.label, tuple(fp.duration_s for fp in self.records),
+                tuple(fp.energy_j for fp in self.records),
+                tuple((i, fp.status) for i, fp in enumerate(self.records) if fp.status != "ok"))
+            self.footprint = self.session.end(loop, status, iterations=series,
+                                              warnings=tuple(warnings_))
         if self._progress_kind != "none" and self.records:
             if self._view is None:
                 self._view = _make_view(self._progress_kind, self._stream)
             self._view.finish(self, status)
+        try:
+            self._show_final(status)
+        except Exception as exc:  # noqa: BLE001 - the loop has run and its record is kept
+            print(f"nbcarbon: the loop's footprint could not be shown ({type(exc).__name__}); "
+                  "it is kept in the session and the ledger.", file=sys.stderr)
+        for notice in self.session.take_notices():
+            print(notice, file=sys.stderr)
+
+    def _show_final(self, status: str) -> None:
+        """Replace the progress widget (or add an output) with the final line and the record.
+
+        A widget's saved form would be its first state, so the widget always becomes static
+        text; the record rides along unless ``display=False``, and it is re-priced in place.
+        """
+        fp = self.footprint
+        handle = getattr(self._view, "handle", None)
+        if fp is None:
+            if handle is not None:
+                line = self.summary(status)
+                handle.update({"text/plain": line, "text/html": f"<pre>{escape(line)}</pre>"},
+                              raw=True)
+            return
+        if handle is None and not (self._display and shown.in_ipython()):
+            return
+        data, metadata = self.final_bundle(fp)
+        if handle is not None:
+            handle.update(data, metadata=metadata if self._display else {}, raw=True)
+            if self._display:
+                shown.registry(self.session).register(fp.id, handle.display_id, self.final_bundle)
+        else:
+            shown.registry(self.session).show(fp, self.final_bundle)
+
+    # -- the final line -----------------------------------------------------------------------
+    def _counted(self) -> str:
+        n = len(self.records)
+        if self.total is not None:
+            return f"{n}/{plural(self.label, self.total)}"
+        return plural(self.label, n)
+
+    def budget_verdict(self, fp: Footprint | None = None) -> str | None:
+        """The budget and what became of it, in words (``None`` without a budget)."""
+        if self.budget_g is None:
+            return None
+        spent = fp.co2e_g if fp is not None else sum(r.co2e_g for r in self.records)
+        budget = format_mass(self.budget_g)
+        share = f"{spent / self.budget_g * 100:.0f}%"
+        if self.stopped:
+            return (f"budget {budget}: stopped early because the predicted total was over it; "
+                    f"spent {format_mass(spent)} ({share} of the budget)")
+        if spent > self.budget_g:
+            return f"budget {budget}: exceeded, spent {format_mass(spent)} ({share} of the budget)"
+        if self.over_budget:
+            return (f"budget {budget}: within it so far, spent {format_mass(spent)} ({share}), "
+                    "but the predicted total was over it")
+        return f"budget {budget}: within it, spent {format_mass(spent)} ({share} of the budget)"
+
+    def final_bundle(self, fp: Footprint) -> tuple[dict[str, str], dict[str, Any]]:
+        """The loop's final output (text, HTML, and its record); drawn again when re-priced."""
+        line = self.summary(fp.status, fp)
+        verdict = self.budget_verdict(fp)
+        p = self.prediction
+        method = f"prediction method: {p.method}" if p is not None else None
+        text = "\n".join([line] + [f"  {x}" for x in (verdict, method) if x])
+        good = fp.status == "ok" and not self.stopped and not (
+            self.budget_g is not None and fp.co2e_g > self.budget_g)
+        colour = "#3a7d44" if good else "#b35900"
+        parts = [f"<div>{escape(line)}</div>"]
+        if verdict:
+            mark = "✓" if good else "⚠"
+            parts.append(f"<div><b>{mark} {escape(verdict)}</b></div>")
+        if method:
+            parts.append(f'<div style="font-size:11px;opacity:0.75">{escape(method)}</div>')
+        html = (f'<div style="font-family:var(--jp-code-font-family,monospace);font-size:12px;'
+                f'line-height:1.4;border-left:3px solid {colour};padding:2px 8px;margin:2px 0">'
+                f'{"".join(parts)}</div>')
+        return {"text/plain": text, "text/html": html}, {METADATA_KEY: fp.to_dict()}
 
     def status_line(self) -> str:
         """The progress text: done, spent, and the prediction with its interval and time left."""
         n = len(self.records)
-        of = f"/{self.total}" if self.total is not None else ""
         spent_j = sum(fp.energy_j for fp in self.records)
         spent_g = sum(fp.co2e_g for fp in self.records)
-        line = f"{self.label} {n}{of} · spent {format_energy(spent_j)}, {format_mass(spent_g)} CO2e"
+        line = f"{self._counted()} · spent {format_energy(spent_j)}, {format_mass(spent_g)} CO2e"
         p = self.prediction
         if p is not None and p.done == n and n < p.total:
             k = self._g_per_j()
-            line += (f" · total {format_mass(p.energy_j * k)} CO2e ({format_mass(p.energy_low_j * k)}"
-                     f" to {format_mass(p.energy_high_j * k)}), {format_energy(p.energy_j)}"
+            if getattr(p, "bounded", True):
+                interval = f" ({format_mass(p.energy_low_j * k)} to {format_mass(p.energy_high_j * k)})"
+            else:
+                why = getattr(p, "why_unbounded", None)
+                interval = f" (cannot bound the total yet{': ' + why if why else ''})"
+            line += (f" · total {format_mass(p.energy_j * k)} CO2e{interval}, "
+                     f"{format_energy(p.energy_j)}"
                      f" · {format_duration(p.remaining_duration_s)} left"
                      f" ({format_mass(p.remaining_energy_j * k)} to go)")
         if self.budget_g is not None:
             line += f" · budget {format_mass(self.budget_g)}{' OVER' if self.over_budget else ''}"
         return line
 
-    def summary(self, status: str = "ok") -> str:
-        """One line after the loop: totals, and how far off the first prediction was."""
+    def summary(self, status: str = "ok", fp: Footprint | None = None) -> str:
+        """One line after the loop: totals, and how far off the first prediction was.
+
+        With the loop's record ``fp`` the totals are the loop's own (the iterations and the
+        code between them), priced as the record is now.
+        """
         n = len(self.records)
-        energy_j = sum(fp.energy_j for fp in self.records)
-        line = (f"nbcarbon: {n}{f'/{self.total}' if self.total is not None else ''} {self.label}s · "
-                f"{format_energy(energy_j)} · {format_mass(sum(fp.co2e_g for fp in self.records))} "
-                f"CO2e · {format_duration(sum(fp.duration_s for fp in self.records))}")
+        if fp is None:
+            energy_j = sum(r.energy_j for r in self.records)
+            co2e_g = sum(r.co2e_g for r in self.records)
+            duration_s = sum(r.duration_s for r in self.records)
+            how = ""
+        else:
+            energy_j, co2e_g, duration_s = fp.energy_j, fp.co2e_g, fp.duration_s
+            how = f" · {fp.region.code} · {how_obtained(fp.components)}"
+        line = (f"nbcarbon: {self._counted()} · {format_energy(energy_j)} · {format_mass(co2e_g)} "
+                f"CO2e · {format_duration(duration_s)}{how}")
         if status != "ok":
             line += f" · {status}"
         if self.stopped:
@@ -336,6 +480,7 @@ def epochs(
     progress: str | None = "auto",
     session: Session | None = None,
     stream: TextIO | None = None,
+    display: bool = True,
 ) -> Epochs[T]:
     """Measure each iteration of ``iterable`` and predict the whole loop's energy, CO2e and time.
 
@@ -348,10 +493,11 @@ def epochs(
     ``label`` names the iterations in records ("epoch 3/50"); ``region``/``pue`` price this
     loop's records as ``track()`` does. ``progress``: ``"auto"`` (a widget in a Jupyter kernel
     with ipywidgets, else text on stderr), ``"widget"``, ``"text"`` or ``None``. ``session`` and
-    ``stream`` (for the text) default to the process's session and stderr.
+    ``stream`` (for the text) default to the process's session and stderr. ``display``: in
+    IPython, end with an output carrying the loop's record (the saved notebook keeps its cost).
     """
     return Epochs(iterable, total, predict_after, budget_g, on_budget, label, region, pue,
-                  progress, session, stream)
+                  progress, session, stream, display)
 
 
 # ----------------------------------------------------------------------------- progress views
@@ -444,27 +590,12 @@ class _WidgetView(_View):
         self.bar.value = n
         ok = status == "ok" and not loop.stopped
         self.bar.bar_style = "success" if ok else ("warning" if loop.stopped else "danger")
-        summary = loop.summary(status)
-        self.text.value = self._html(loop, summary)
-        if self.handle is not None:
-            p = loop.prediction
-            method = f"\n  prediction method: {p.method}" if p is not None else ""
-            colour = "#3a7d44" if ok else "#b00020"
-            html = (f'<div style="border-left:3px solid {colour};padding:2px 8px">'
-                    f"{self._html(loop, summary)}</div>")
-            self.handle.update({"text/plain": summary + method, "text/html": html}, raw=True)
-            self.box.close()
-
-
-def _in_kernel() -> bool:
-    """True in a Jupyter kernel (IPython is only looked at if something already imported it)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
+        self.text.value = self._html(loop, loop.summary(status))
+        self.box.close()  # the loop then puts its static final line in the widget's place
 
 
 def _make_view(kind: str, stream: TextIO | None) -> _View:
-    if kind == "widget" or (kind == "auto" and stream is None and _in_kernel()):
+    if kind == "widget" or (kind == "auto" and stream is None and shown.in_kernel()):
         try:
             return _WidgetView()
         except ImportError:

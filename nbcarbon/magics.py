@@ -18,6 +18,7 @@ import ast
 import functools
 import sys
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -25,8 +26,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display, update_display
 from IPython.utils.process import arg_split
 
-from . import intensity, readout, summary
-from . import session as session_module
+from . import intensity, readout, shown, summary
 from .api import close_default_session, default_session
 from .errors import NbcarbonError
 from .footprint import METADATA_KEY, Footprint
@@ -45,6 +45,19 @@ class CellOptions:
     region: str | None = None
     pue: float | None = None
     compact: bool = False
+
+
+@dataclass
+class _Frame:
+    """One ``run_cell`` in progress (cells can run cells) and the window measuring it, if any.
+
+    Kept as a stack so that a cell run by a measured cell (``get_ipython().run_cell``,
+    ``%%capture``) neither closes nor replaces the outer cell's window.
+    """
+
+    info: Any  # the ExecutionInfo IPython passed to pre_run_cell (post_run_cell gets it back)
+    window: Window | None = None
+    options: "CellOptions | None" = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,14 +116,13 @@ class CarbonExtension:
         self.shell = shell
         self.session = session
         self.auto = False
-        self._executing = False
-        self._open: tuple[Window, CellOptions] | None = None
-        self._shown: dict[str, bool] = {}  # record id -> compact readout shown
+        self._frames: list[_Frame] = []  # the run_cell calls in progress, outermost first
+        self._shown = shown.registry(session)
         self._summaries: dict[str, tuple[tuple[str, ...], str]] = {}  # id -> (cell ids, created_at)
         self._pending: dict[str, Any] = {}  # pricing changes asked for while a measured cell runs
         self.dask_auto: Any = None  # nbcarbon.cluster.AutoAttach while `%carbon dask on`
         self.dashboard: Any = None  # the live panel, at most one (nbcarbon.panel.Dashboard)
-        self._unsubscribe = session.on_reprice(self._update_readouts)
+        self._unsubscribe = session.on_reprice(self._update_summaries)
 
     # -- wiring ------------------------------------------------------------------------------
     def attach(self) -> None:
@@ -143,7 +155,7 @@ class CarbonExtension:
 
         The line stays (as a comment), so tracebacks show the cell as the user wrote it.
         """
-        if self._executing or not lines:
+        if self._frames or not lines:  # inside a cell: %%time's body, run_body's own transform
             return lines
         argline = _magic_argline(lines[0])
         if argline is None:
@@ -157,8 +169,14 @@ class CarbonExtension:
         first = lines[0] if lines[0].endswith("\n") else lines[0] + "\n"
         return ["#" + first, *lines[1:]]
 
+    @property
+    def measuring(self) -> bool:
+        """True while a measured cell runs (pricing changes then wait for its end)."""
+        return any(f.window is not None for f in self._frames)
+
     def pre_run_cell(self, info: Any) -> None:
-        self._executing = True
+        frame = _Frame(info)
+        self._frames.append(frame)
         argline = _magic_argline(_first_line(info.raw_cell or ""))
         if argline is not None:
             try:
@@ -171,17 +189,37 @@ class CarbonExtension:
             return
         source = "magic" if argline is not None else "auto"
         try:
-            window = self.session.begin(options.label, options.region, options.pue, source=source)
+            frame.window = self.session.begin(options.label, options.region, options.pue,
+                                              source=source, top=len(self._frames) == 1)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - never the user's cell's problem
             _not_measured("starting", exc)
             return
-        self._open = (window, options)
+        frame.options = options
 
     def post_run_cell(self, result: Any) -> None:
-        self._executing = False
-        if self._open is None:
+        info = getattr(result, "info", None)
+        depth = next((i for i in range(len(self._frames) - 1, -1, -1)
+                      if self._frames[i].info is info), None)
+        if depth is None:  # an empty cell: IPython sends post_run_cell without pre_run_cell
             return
-        (window, options), self._open = self._open, None
+        frames, self._frames = self._frames[depth:], self._frames[:depth]
+        for lost in frames[1:]:  # inner cells that never finished (cannot happen in IPython)
+            if lost.window is not None:
+                self.session.abandon(lost.window)
+        frame = frames[0]
+        try:
+            if frame.window is not None:
+                self._close(frame, result)
+        finally:
+            if not self._frames:
+                try:
+                    self._apply_pending()
+                except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+                    _not_measured("re-pricing", exc)
+
+    def _close(self, frame: _Frame, result: Any) -> None:
+        window, options = frame.window, frame.options or CellOptions()
+        assert window is not None
         if isinstance(result.error_in_exec, KeyboardInterrupt):
             status = "interrupted"
         elif result.error_in_exec is not None or result.error_before_exec is not None:
@@ -189,39 +227,22 @@ class CarbonExtension:
         else:
             status = "ok"
         cell_id = getattr(result.info, "cell_id", None)
+        count = result.execution_count if len(self._frames) == 0 else None
         try:
-            fp = self.session.end(window, status, result.execution_count, cell_id)
+            fp = self.session.end(window, status, count, cell_id)
             self.show(fp, options.compact)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the cell has run: keep it so
+            self.session.abandon(window)
             _not_measured("closing", exc)
-        finally:
-            try:
-                self._apply_pending()
-            except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
-                _not_measured("re-pricing", exc)
 
     # -- readouts ----------------------------------------------------------------------------
     def show(self, fp: Footprint, compact: bool) -> None:
-        data, metadata = readout.mimebundle(fp, compact)
-        display(data, raw=True, metadata=metadata, display_id=fp.id)
-        self._shown[fp.id] = compact
-        while len(self._shown) > session_module.RECORDS_KEPT:  # the session re-prices no older ones
-            del self._shown[next(iter(self._shown))]
+        self._shown.show(fp, _compact_readout if compact else _full_readout)
         for notice in self.session.take_notices():
             print(notice, file=sys.stderr)
 
-    def _update_readouts(self, changed: list[Footprint]) -> None:
-        """Re-render every readout and summary shown, in place, through their display ids.
-
-        This also runs outside any cell (the dashboard's selector is handled as a comm message):
-        the frontend applies ``update_display_data`` by display id whichever message caused it.
-        """
-        for fp in changed:
-            compact = self._shown.get(fp.id)
-            if compact is None:
-                continue
-            data, metadata = readout.mimebundle(fp, compact)
-            update_display(data, raw=True, metadata=metadata, display_id=fp.id)
+    def _update_summaries(self, changed: list[Footprint]) -> None:
+        """Re-render every summary shown, in place, through its display id (readouts: shown.py)."""
         if changed and self._summaries:
             by_id = {fp.id: fp for fp in self.session.records}
             for summary_id, (cells, created_at) in self._summaries.items():
@@ -265,7 +286,7 @@ class CarbonExtension:
             intensity.lookup(region)
         if pue is not None:
             pue = parse_pue(pue, "PUE")
-        if self._open is not None:
+        if self.measuring:
             if region is not None:
                 self._pending["region"] = (region, chosen_by)
             if pue is not None:
@@ -307,15 +328,32 @@ class CarbonExtension:
 
     # -- the nested path ---------------------------------------------------------------------
     def run_body(self, cell: str, options: CellOptions) -> Any:
-        """Run a cell body measured, for ``%%carbon`` nested in another cell magic."""
+        """Run a cell body measured, for ``%%carbon`` nested in another cell magic.
+
+        Inside a cell the kernel is running, the cell has one window, closed by
+        ``post_run_cell`` with the cell's own status: opened here on the first call if the cell
+        is not measured yet, and shared by every later call (``%%timeit`` runs this thousands of
+        times; ``%%carbon`` twice is one measurement). Outside any cell (called directly) the
+        body gets its own window.
+        """
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
-        shell = self.shell
-        code = shell.transform_cell(cell)
-        filename = shell.compile.cache(code)
-        tree = ast.parse(code, filename)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+        if self._frames:
+            frame = self._frames[-1]
+            if frame.window is None:
+                try:
+                    frame.window = self.session.begin(options.label, options.region, options.pue,
+                                                      top=len(self._frames) == 1)
+                    frame.options = options
+                except Exception as exc:  # noqa: BLE001 - a Ctrl-C here interrupts the cell
+                    _not_measured("starting", exc)
+            elif frame.options is not None and frame.options.compact and not options.compact:
+                try:  # auto mode measures the cell already: the magic's options name that window
+                    frame.window = self.session.adopt(frame.window, options.label, options.region,
+                                                      options.pue)
+                    frame.options = options
+                except Exception as exc:  # noqa: BLE001
+                    _not_measured("labelling", exc)
+            return self._execute(cell)
         try:
             window: Window | None = self.session.begin(options.label, options.region, options.pue)
         except Exception as exc:  # noqa: BLE001 - a Ctrl-C here interrupts the cell before it runs
@@ -323,11 +361,7 @@ class CarbonExtension:
             window = None
         status = "error"
         try:
-            exec(compile(tree, filename, "exec", flags=shell.compile.flags), shell.user_ns)
-            value = None
-            if last is not None:
-                value = eval(compile(last, filename, "eval", flags=shell.compile.flags),
-                             shell.user_ns)
+            value = self._execute(cell)
             status = "ok"
             return value
         except KeyboardInterrupt:
@@ -336,10 +370,50 @@ class CarbonExtension:
         finally:
             if window is not None:
                 try:
-                    count = shell.execution_count - 1 if shell.execution_count else None
+                    count = self.shell.execution_count - 1 if self.shell.execution_count else None
                     self.show(self.session.end(window, status, count), options.compact)
                 except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the user's outcome stands
+                    self.session.abandon(window)
                     _not_measured("closing", exc)
+
+    def _execute(self, cell: str) -> Any:
+        """Run ``cell`` in the user's namespace; the value of a last expression is returned."""
+        __tracebackhide__ = True  # noqa: F841
+        body, last = _compiled(self.shell, cell)
+        exec(body, self.shell.user_ns)
+        return eval(last, self.shell.user_ns) if last is not None else None
+
+
+def _compiled(shell: Any, cell: str) -> tuple[CodeType, CodeType | None]:
+    """The cell's statements and its last expression, compiled once per cell text.
+
+    ``%%timeit`` calls the magic in its timing loop: compiling there would be timed too.
+    """
+    cache: dict[str, tuple[CodeType, CodeType | None]] = shell.__dict__.setdefault(
+        "_nbcarbon_compiled", {})
+    found = cache.get(cell)
+    if found is not None:
+        return found
+    code = shell.transform_cell(cell)
+    filename = shell.compile.cache(code)
+    tree = ast.parse(code, filename)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), filename, "eval",
+                       flags=shell.compile.flags)
+    found = (compile(tree, filename, "exec", flags=shell.compile.flags), last)
+    if len(cache) >= 64:
+        cache.pop(next(iter(cache)))
+    cache[cell] = found
+    return found
+
+
+def _full_readout(fp: Footprint) -> tuple[dict[str, str], dict[str, Any]]:
+    return readout.mimebundle(fp, False)
+
+
+def _compact_readout(fp: Footprint) -> tuple[dict[str, str], dict[str, Any]]:
+    return readout.mimebundle(fp, True)
 
 
 def _not_measured(doing: str, exc: BaseException) -> None:
@@ -366,9 +440,16 @@ def load_line(ext: CarbonExtension) -> str:
             f"{r.g_per_kwh:.4g} g/kWh ({r.chosen_by}). %carbon status for details")
 
 
-def load(shell: Any) -> None:
-    """Attach to ``shell`` once; a second load is harmless."""
+def load(shell: Any, quiet: bool = False) -> None:
+    """Attach to ``shell`` once; a second load is harmless and prints the same line.
+
+    ``quiet``: attach without the line (``nbcarbon run`` sets the kernel up this way, outside
+    IPython's extension manager, so the notebook's own ``%load_ext nbcarbon`` prints its usual
+    line rather than "already loaded").
+    """
     if id(shell) in _extensions:
+        if not quiet:
+            print(load_line(_extensions[id(shell)]))
         return
     try:
         session = default_session()
@@ -378,14 +459,16 @@ def load(shell: Any) -> None:
     ext = CarbonExtension(shell, session)
     ext.attach()
     _extensions[id(shell)] = ext
-    print(load_line(ext))
+    if not quiet:
+        print(load_line(ext))
 
 
 def open_dashboard(shell: Any) -> Any:
     """``nbcarbon.dashboard()``: load the extension into ``shell`` if needed, return a new panel."""
     if shell is None:
         raise NbcarbonError("nbcarbon.dashboard() needs IPython or Jupyter (ipywidgets show in Jupyter)")
-    load(shell)
+    if id(shell) not in _extensions:
+        load(shell)
     return _extensions[id(shell)].open_dashboard()
 
 

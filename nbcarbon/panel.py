@@ -250,7 +250,7 @@ class Dashboard:
         """Redraw totals, cells and pricing from the session; sync the selector to its region."""
         if self._closed:
             return
-        records = list(self.session.records)
+        records = self.session.top_records()  # nested windows are in their cell's numbers
         self.totals.value = totals_html(self.session.totals(), records)
         self.cells.value = cells_html(records)
         self.pricing.value = pricing_html(self.session, self.pending)

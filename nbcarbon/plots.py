@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .footprint import Footprint
+from .footprint import Footprint, top_level
 from .meters.base import METHOD_KIND, Channel
 from .readout import METHOD_LABEL, format_mass
 from .sampler import TimelinePoint
@@ -55,7 +55,12 @@ def cells_figure(records: Sequence[Footprint], last: int = 30) -> "Figure":
     """
     import matplotlib.pyplot as plt
 
-    shown = list(records)[-last:]
+    nested: dict[str, int] = {}
+    for fp in records:
+        if fp.parent_id is not None:
+            nested[fp.parent_id] = nested.get(fp.parent_id, 0) + 1
+    tops = top_level(records)  # nested windows are detail of their cell's bar, not bars
+    shown = tops[-last:]
     width = min(16.0, max(8.0, 0.55 * len(shown) + 5.0))
     fig, ax = plt.subplots(figsize=(width, 4.2), layout="constrained")
     plt.close(fig)
@@ -68,7 +73,8 @@ def cells_figure(records: Sequence[Footprint], last: int = 30) -> "Figure":
         return fig
     unit, scale = _energy_unit(max(fp.energy_j for fp in shown))
     methods = _methods_by_component([(c.component, c.method) for fp in shown for c in fp.components])
-    names = [cell_name(fp) for fp in shown]
+    names = [cell_name(fp) + (f"\n(+{nested[fp.id]} inside)" if fp.id in nested else "")
+             for fp in shown]
     x = range(len(shown))
     bottom = [0.0] * len(shown)
     for component in ORDER:
@@ -87,7 +93,7 @@ def cells_figure(records: Sequence[Footprint], last: int = 30) -> "Figure":
     ax.set_xlabel("cell")
     ax.set_ylabel(f"energy ({unit}, before PUE)")
     region = shown[-1].region
-    more = f", last {len(shown)} of {len(records)}" if len(records) > len(shown) else ""
+    more = f", last {len(shown)} of {len(tops)}" if len(tops) > len(shown) else ""
     ax.set_title(f"nbcarbon: energy per cell by component{more} · CO2e above bars "
                  f"({region.code}, {region.g_per_kwh:.4g} g/kWh, PUE {shown[-1].pue:g})", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over the bars
@@ -138,7 +144,7 @@ def timeline_figure(
                 label=f"{component} ({methods[component]})")
     offset = (time.time() - time.monotonic()) if wall_minus_monotonic_s is None \
         else wall_minus_monotonic_s
-    for n, fp in enumerate(records):
+    for n, fp in enumerate(top_level(records)):
         start = _epoch_s(fp.started_at) - offset - t0
         end = start + fp.duration_s
         if end < 0 or start > ts[-1]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .footprint import Footprint
+from .footprint import Footprint, tree_order
 from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
 
 if TYPE_CHECKING:
@@ -35,25 +35,38 @@ class Row:
     g_per_kwh: float
     pue: float
     method: str
+    #: 0 for a top-level record; n for a window nested n deep (its energy is in its parent's).
+    depth: int = 0
+    id: str = ""
+    parent_id: str | None = None
 
 
 def rows(notebook: str, records: Sequence[Footprint]) -> list[Row]:
+    """One row per record, each parent followed by its nested windows (``depth`` > 0)."""
     out = []
-    for fp in records:
+    for depth, fp in tree_order(records):
         cell = fp.label if fp.label is not None else (
             f"[{fp.execution_count}]" if fp.execution_count is not None else fp.id[:8])
         out.append(Row(notebook, cell, fp.status, fp.duration_s, fp.energy_j, fp.co2e_g,
-                       fp.region.code, fp.region.g_per_kwh, fp.pue, how_obtained(fp.components)))
+                       fp.region.code, fp.region.g_per_kwh, fp.pue, how_obtained(fp.components),
+                       depth, fp.id, fp.parent_id if depth else None))
     return out
 
 
 def _total(rs: Sequence[Row]) -> dict[str, float]:
+    """Totals of the top-level rows: a nested window is never counted twice."""
+    top = [r for r in rs if r.depth == 0]
     return {
-        "cells": len(rs),
-        "duration_s": sum(r.duration_s for r in rs),
-        "energy_j": sum(r.energy_j for r in rs),
-        "co2e_g": sum(r.co2e_g for r in rs),
+        "cells": len(top),
+        "duration_s": sum(r.duration_s for r in top),
+        "energy_j": sum(r.energy_j for r in top),
+        "co2e_g": sum(r.co2e_g for r in top),
     }
+
+
+def _cell_shown(r: Row) -> str:
+    name = shown_label(r.cell)
+    return "  " * (r.depth - 1) + "↳ " + name if r.depth else name
 
 
 def csv_text(rows: Sequence[Any], row_type: type, *extra: Sequence[Any]) -> str:
@@ -75,10 +88,10 @@ def render(rs: Sequence[Row], fmt: str = "table") -> str:
         return json.dumps({"cells": [r.__dict__ for r in rs], "total": total}, indent=2)
     if fmt == "csv":
         return csv_text(rs, Row, ["TOTAL", "", "", total["duration_s"], total["energy_j"],
-                                  total["co2e_g"], "", "", "", ""])
+                                  total["co2e_g"], "", "", "", "", "", "", ""])
     head = ["notebook", "cell", "status", "duration", "energy", "CO2e", "region", "method"]
     # JSON and CSV carry labels as given; the tables show them on one line, shortened.
-    body = [[shown_label(r.notebook), shown_label(r.cell), r.status, format_duration(r.duration_s),
+    body = [[shown_label(r.notebook), _cell_shown(r), r.status, format_duration(r.duration_s),
              format_energy(r.energy_j), format_mass(r.co2e_g),
              f"{r.region} {r.g_per_kwh:.4g} g/kWh", r.method] for r in rs]
     foot = ["total", f"{total['cells']} cells", "", format_duration(total["duration_s"]),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .footprint import Footprint
+from .footprint import Footprint, top_level
 from .notebook import collect
 
 ProgressFn = Callable[[int, int, float, float], None]
@@ -47,7 +47,8 @@ class RunResult:
 
 def _setup_code(region: str | None, pue: float | None) -> str:
     # The ledger calls these rows "run" (not "auto"); no name is left in the user's namespace.
-    lines = ["__import__('nbcarbon.api').api.set_ledger_source('run')", "%load_ext nbcarbon"]
+    lines = ["__import__('nbcarbon.api').api.set_ledger_source('run')",
+             "__import__('nbcarbon.magics').magics.load(get_ipython(), quiet=True)"]
     if region:
         lines.append(f"%carbon region {region}")
     if pue is not None:
@@ -128,7 +129,7 @@ def run_notebook(
                     break
                 finally:
                     found = collect({"cells": [nb.cells[index]]})
-                    energy_j += sum(fp.energy_j for fp in found.records)
+                    energy_j += sum(fp.energy_j for fp in top_level(found.records))
             if progress:
                 progress(len(code_cells) if result.failed_cell is None else n, len(code_cells),
                          time.monotonic() - start, energy_j)

@@ -12,13 +12,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from . import intensity
 from .errors import NbcarbonError
-from .footprint import J_PER_KWH, Component, Footprint, Measured, PricedRegion, measure
+from .footprint import (
+    J_PER_KWH,
+    Component,
+    Footprint,
+    Iterations,
+    Measured,
+    PricedRegion,
+    measure,
+    top_level,
+)
 from .meters.probe import ProbeResult, probe
 from .sampler import Reading, Sampler
 from .settings import Settings, parse_pue
@@ -27,6 +36,10 @@ from .settings import Settings, parse_pue
 #: ones. Older records leave the session, not the notebook's outputs or the ledger, and the
 #: session's totals stay exact for every cell measured, however long it runs.
 RECORDS_KEPT = 10_000
+#: How often (at most) a session whose RAPL counters were unreadable looks at them again.
+REPROBE_EVERY_S = 30.0
+#: Closing times of this many recent windows are kept, to tell a child that outlived its parent.
+_CLOSED_KEPT = 256
 
 RecordListener = Callable[[Footprint], None]
 RepriceListener = Callable[[list[Footprint]], None]
@@ -67,6 +80,8 @@ class Window:
     pue: float | None
     source: str = "magic"
     collected: tuple[tuple[Collector, Any], ...] = ()  # (collector, its begin token)
+    #: The window this one was opened inside (the innermost open one), ``None`` at top level.
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +178,11 @@ class Session:
         self._announced: set[int] = set()
         self._lock = threading.RLock()
         self._collectors: list[Collector] = []
+        #: Open windows in the order they were opened: the innermost is the last one.
+        self._open: dict[str, Window] = {}
+        self._closed_at: dict[str, float] = {}  # recent window id -> monotonic end time
+        self._next_reprobe = 0.0
+        self._held: set[str] = set()  # ids of ``records`` (a parent is looked up on every forget)
         self._version = _version()
         #: ``None`` unless live intensity is on (``NBCARBON_LIVE=1``, ``%carbon live on``): then each
         #: record is priced by it in :meth:`end`, and ``chosen_by`` says ``live:<provider>``.
@@ -228,19 +248,25 @@ class Session:
 
     def begin(
         self, label: str | None = None, region: str | None = None, pue: float | None = None,
-        source: str = "magic",
+        source: str = "magic", top: bool = False,
     ) -> Window:
         """Open a window. Validates ``region``/``pue`` first, so a bad value starts nothing.
 
-        ``source`` says what opened it ("magic", "auto", "track"); the ledger keeps it.
+        ``source`` says what opened it ("magic", "auto", "track", "loop"); the ledger keeps it.
+        A window opened while another is open is that one's child (its record's ``parent_id``),
+        so totals count it once; ``top=True`` (a notebook cell run by the kernel) is always top
+        level, even if a window of an earlier cell was left open.
         """
         pinned_region = priced(intensity.lookup(region), "magic") if region else None
         pinned_pue = parse_pue(pue, "--pue") if pue is not None else None
+        if not self._open:
+            self._maybe_reprobe()
         sampler = self.sampler if self.sampler is not None and self.sampler.running else self.start()
         errors0 = sampler.error_counts()
         readings = sampler.read_all()
         collected = self._collect_begin() if self._collectors else ()
-        return Window(
+        parent_id = None if top or not self._open else next(reversed(self._open))
+        window = Window(
             id=uuid.uuid4().hex,
             label=label,
             started_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -251,7 +277,87 @@ class Session:
             pue=pinned_pue,
             source=source,
             collected=collected,
+            parent_id=parent_id,
         )
+        with self._lock:
+            self._open[window.id] = window
+        return window
+
+    def adopt(self, window: Window, label: str | None = None, region: str | None = None,
+              pue: float | None = None) -> Window:
+        """The open ``window`` with a label and pinned pricing given after it was opened.
+
+        ``%%carbon --label x`` nested in ``%%time`` in auto mode: the cell is already measured
+        by auto mode; its options name and price that one window instead of opening a second.
+        """
+        changes: dict[str, Any] = {}
+        if label is not None:
+            changes["label"] = label
+        if region:
+            changes["region"] = priced(intensity.lookup(region), "magic")
+        if pue is not None:
+            changes["pue"] = parse_pue(pue, "--pue")
+        if not changes:
+            return window
+        new = replace(window, **changes)
+        with self._lock:
+            if window.id in self._open:
+                self._open[window.id] = new
+        return new
+
+    def abandon(self, window: Window) -> None:
+        """Forget an open window that will never be closed (its cell could not be measured)."""
+        with self._lock:
+            self._open.pop(window.id, None)
+
+    def open_ids(self) -> frozenset[str]:
+        """Ids of the windows open now (their records are still to come)."""
+        with self._lock:
+            return frozenset(self._open)
+
+    def top_records(self) -> list[Footprint]:
+        """The session's records that totals add up (:func:`nbcarbon.footprint.top_level`)."""
+        with self._lock:
+            records, open_ids = list(self.records), frozenset(self._open)
+        return top_level(records, open_ids)
+
+    def _maybe_reprobe(self) -> None:
+        """Look again at RAPL counters that were unreadable, and switch to them once readable.
+
+        Between windows only (a window's begin readings index the meters it began with). The
+        check is one scan of the powercap tree, at most every :data:`REPROBE_EVERY_S`.
+        """
+        found = self._probe
+        if found is None or not any(n.startswith("RAPL") for n in found.notes):
+            return
+        now = time.monotonic()
+        if now < self._next_reprobe:
+            return
+        self._next_reprobe = now + REPROBE_EVERY_S
+        from .meters.rapl import find_zones
+
+        have = {m.channel for m in found.meters if m.channel.method == "rapl-counter"}
+        try:
+            zones, _ = find_zones(self.settings.powercap_root)
+        except Exception:  # noqa: BLE001 - a failed look changes nothing
+            return
+        if not any(z.channel not in have for z in zones):
+            return
+        with self._lock:
+            if self._open:
+                return
+            old = self.sampler
+            self._probe = self._probe_fn(self.settings.powercap_root, nvml=self._nvml)
+            self.sampler = Sampler(self._probe.meters, self.settings.interval_s)
+            self.sampler.start()
+            self._announced.clear()
+        if old is not None:
+            old.close()
+        self.add_notice("nbcarbon: RAPL counters are readable now; measuring "
+                        + ", ".join(f"{m.channel.component} {m.channel.device}"
+                                    for m in self._probe.meters
+                                    if m.channel.method == "rapl-counter")
+                        + " with them from this cell on.")
 
     def end(
         self,
@@ -259,13 +365,22 @@ class Session:
         status: str = "ok",
         execution_count: int | None = None,
         cell_id: str | None = None,
+        *,
+        iterations: Iterations | None = None,
+        warnings: tuple[str, ...] = (),
     ) -> Footprint:
-        """Close a window: read the meters again and build, keep and announce its record."""
+        """Close a window: read the meters again and build, keep and announce its record.
+
+        ``iterations`` (a loop's series) and ``warnings`` are added to the record as given.
+        """
+        with self._lock:
+            window = self._open.pop(window.id, window)  # the adopted form, if options came later
         sampler = self.sampler
         if sampler is None:
             raise NbcarbonError("the session was closed while a window was open")
         readings = sampler.read_all()
-        duration_s = max(0.0, time.monotonic() - window.t0_s)
+        t1_s = time.monotonic()
+        duration_s = max(0.0, t1_s - window.t0_s)
         errors1 = sampler.error_counts()
         during = tuple(b - a for a, b in zip(window.errors0, errors1, strict=True))
         channels = [m.channel for m in sampler.meters]
@@ -274,7 +389,15 @@ class Session:
             self._collect_end(window, duration_s, measured)
         self._note_failures(during, readings)
         live_region, live_warnings = self._price_live(window, duration_s)
+        extra = list(warnings)
         with self._lock:
+            parent_end = self._closed_at.get(window.parent_id) if window.parent_id else None
+            if parent_end is not None and t1_s > parent_end + 0.001:
+                extra.append(f"went on {t1_s - parent_end:.2f} s after the window it was opened in "
+                             "had closed; that part is in neither record's total")
+            self._closed_at[window.id] = t1_s
+            if len(self._closed_at) > _CLOSED_KEPT:
+                del self._closed_at[next(iter(self._closed_at))]
             region = live_region or window.region or self._region
             pue = self._pue if window.pue is None else window.pue
             energy_j = sum(c.energy_j for c in measured.components)
@@ -292,10 +415,13 @@ class Session:
                 region=region,
                 co2e_g=0.0,
                 attribution=measured.attribution,
-                warnings=tuple(measured.warnings) + tuple(live_warnings),
+                warnings=tuple(measured.warnings) + tuple(live_warnings) + tuple(extra),
                 nbcarbon_version=self._version,
+                parent_id=window.parent_id,
+                iterations=iterations,
             ).repriced()
             self.records.append(fp)
+            self._held.add(fp.id)
             self._sources[fp.id] = window.source
             if window.region is not None:
                 self._pinned_region.add(fp.id)
@@ -310,10 +436,18 @@ class Session:
         return fp
 
     def _forget(self, n: int) -> None:
-        """Move the ``n`` oldest records out of the session and into the running totals."""
+        """Move the ``n`` oldest records out of the session and into the running totals.
+
+        Only top-level records enter the totals; a nested one leaves before its parent (it closed
+        first), which will carry its energy.
+        """
         for old in self.records[:n]:
-            self._forgotten.add(old, old.id in self._pinned_region, old.id in self._pinned_pue)
+            nested = old.parent_id is not None and (old.parent_id in self._held
+                                                    or old.parent_id in self._open)
+            if not nested:
+                self._forgotten.add(old, old.id in self._pinned_region, old.id in self._pinned_pue)
             self._sources.pop(old.id, None)
+            self._held.discard(old.id)
             self._pinned_region.discard(old.id)
             self._pinned_pue.discard(old.id)
         del self.records[:n]
@@ -418,9 +552,12 @@ class Session:
         return lambda: self._reprice_listeners.remove(listener)
 
     def totals(self) -> Totals:
-        """Sums over every record of the session, including those no longer in ``records``."""
+        """Sums over the session's top-level records, including those no longer in ``records``.
+
+        Nested windows (``parent_id``) are detail of their parent and never added again.
+        """
         with self._lock:
-            records = list(self.records)
+            records = top_level(self.records, frozenset(self._open))
             old = self._forgotten
             by_component: dict[str, float] = dict(old.by_component_j)
             old_co2e_g = old.co2e_g(self._pue)
@@ -439,6 +576,7 @@ class Session:
         """Forget the session's records (saved notebooks and the ledger keep theirs)."""
         with self._lock:
             self.records.clear()
+            self._held.clear()
             self._sources.clear()
             self._pinned_region.clear()
             self._pinned_pue.clear()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from .footprint import METADATA_KEY, Footprint, PricedRegion
+from .footprint import METADATA_KEY, Footprint, PricedRegion, top_level, tree_order
 from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
 from .session import Totals
 
@@ -27,7 +27,11 @@ _COLUMNS = (("cell", "left"), ("status", "left"), ("duration", "right"), ("energ
 
 
 def totals_of(records: Sequence[Footprint]) -> Totals:
-    """Sums over ``records`` (energy before PUE; CO2e as each record is priced now)."""
+    """Sums over the top-level ``records`` (energy before PUE; CO2e as each is priced now).
+
+    Nested windows are detail of their parent (:func:`~nbcarbon.footprint.top_level`).
+    """
+    records = top_level(records)
     by_component: dict[str, float] = {}
     for fp in records:
         for name, energy_j in fp.energy_by_component().items():
@@ -58,13 +62,18 @@ def summary_record(
     ``co2e_g`` is the sum of the cells' own prices: a cell pinned to another region by
     ``--region`` keeps its price, so the total always equals the sum of the rows shown.
     ``summary_id``/``created_at`` are passed when a shown summary is re-priced in place.
+    ``cells`` names the top-level records the totals add up; ``nested`` the windows shown
+    indented under them (their energy is already in their parent's).
     """
+    tops = top_level(records)
+    top_ids = {fp.id for fp in tops}
     return {
         "schema": 1,
         "kind": KIND,
         "id": summary_id or uuid.uuid4().hex,
         "created_at": created_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "cells": [fp.id for fp in records],
+        "cells": [fp.id for fp in tops],
+        "nested": [fp.id for fp in records if fp.id not in top_ids],
         "n_cells": totals.cells,
         "duration_s": totals.duration_s,
         "energy_j": totals.energy_j,
@@ -78,14 +87,22 @@ def summary_record(
     }
 
 
-def _row(fp: Footprint) -> tuple[str, ...]:
-    return (cell_name(fp), fp.status, format_duration(fp.duration_s), format_energy(fp.energy_j),
+#: How a nested window is marked in tables: indented under its parent, never added again.
+NESTED_MARK = "↳ "
+
+
+def _row(fp: Footprint, depth: int = 0) -> tuple[str, ...]:
+    name = "  " * (depth - 1) + NESTED_MARK + cell_name(fp) if depth else cell_name(fp)
+    return (name, fp.status, format_duration(fp.duration_s), format_energy(fp.energy_j),
             format_mass(fp.co2e_g), f"{fp.region.code} · PUE {fp.pue:g}", how_obtained(fp.components))
 
 
 def _total_row(records: Sequence[Footprint], totals: Totals) -> tuple[str, ...]:
     components = [c for fp in records for c in fp.components]
-    return (f"total ({totals.cells} cells)", "", format_duration(totals.duration_s),
+    nested = len(records) - totals.cells
+    inside = f", {nested} nested window{'s' if nested != 1 else ''} counted in them" if nested else ""
+    cells = f"{totals.cells} cell{'s' if totals.cells != 1 else ''}"
+    return (f"total ({cells}{inside})", "", format_duration(totals.duration_s),
             format_energy(totals.energy_j), format_mass(totals.co2e_g), "", how_obtained(components))
 
 
@@ -97,7 +114,7 @@ def _region_note(region: PricedRegion, pue: float) -> str:
 
 def text(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
     """The plain-text table (terminals, ``nbconvert --to script``, diffs)."""
-    rows = [tuple(name for name, _ in _COLUMNS), *(_row(fp) for fp in records),
+    rows = [tuple(name for name, _ in _COLUMNS), *(_row(fp, d) for d, fp in tree_order(records)),
             _total_row(records, totals)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS) - 1)]
     lines = []
@@ -120,7 +137,7 @@ def html(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue
             for v, (_, align) in zip(values, _COLUMNS, strict=True)) + "</tr>"
 
     head = tr(tuple(name for name, _ in _COLUMNS), "th")
-    body = "".join(tr(_row(fp)) for fp in records)
+    body = "".join(tr(_row(fp, d)) for d, fp in tree_order(records))
     foot = tr(_total_row(records, totals), bold=True)
     by = " · ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
     return (f'<div style="{_BOX}"><div><b>nbcarbon summary</b></div>'

@@ -14,7 +14,6 @@ from nbcarbon.compare import (
     compare,
     compare_figure,
     compare_table,
-    outermost,
     render,
 )
 from nbcarbon.errors import RegionError
@@ -124,19 +123,18 @@ def test_region_object_untouched() -> None:
     assert isinstance(RECORDS[0].region, PricedRegion)
 
 
-def test_outermost_drops_windows_nested_in_another() -> None:
-    cell = record(100.0, started_at="2025-01-01T00:00:00.000+00:00", duration_s=10.0)
-    epoch1 = record(40.0, started_at="2025-01-01T00:00:01.000+00:00", duration_s=4.0)
-    epoch2 = record(50.0, started_at="2025-01-01T00:00:05.000+00:00", duration_s=4.0)
-    later = record(7.0, started_at="2025-01-01T00:00:20.000+00:00", duration_s=1.0)
-    same = record(8.0, started_at="2025-01-01T00:00:20.000+00:00", duration_s=1.0)
-    assert outermost([cell, epoch1, epoch2, later, same]) == [cell, later]
-    assert outermost([epoch1, epoch2]) == [epoch1, epoch2]
-    # started_at is cut to milliseconds: an epoch ending with its cell may seem to end 1 ms later
-    last = record(9.0, started_at="2025-01-01T00:00:09.000+00:00", duration_s=1.0008)
-    assert outermost([cell, last]) == [cell]
-    (row,) = compare(outermost([cell, epoch1, epoch2]), ["SE"])
-    assert row.energy_j == 100.0
+def test_nested_windows_are_in_their_parent_not_added_again() -> None:
+    from dataclasses import replace
+
+    cell = record(100.0)
+    epoch1 = replace(record(40.0), id="e1", parent_id=cell.id)
+    epoch2 = replace(record(50.0), id="e2", parent_id=cell.id)
+    later = replace(record(7.0), id="later")
+    (row,) = compare([epoch1, epoch2, cell, later], ["SE"])
+    assert row.energy_j == 107.0 and row.records == 2
+    # Without their parent (e.g. its readout was cleared) the nested windows count themselves.
+    (row,) = compare([epoch1, epoch2], ["SE"])
+    assert row.energy_j == 90.0 and row.records == 2
 
 
 def test_cli_compare_prints_a_format_and_saves_the_chart(tmp_path) -> None:

@@ -59,18 +59,30 @@ def run(loop, meter: CounterMeter, costs_kwh: list[float]) -> list[int]:
     return seen
 
 
-def test_each_iteration_is_a_record_in_the_session(session: Session, meter: CounterMeter) -> None:
+def test_the_loop_is_one_window_and_its_iterations_are_its_children(
+        session: Session, meter: CounterMeter) -> None:
     out = io.StringIO()
     loop = epochs(range(5), session=session, stream=out, progress="text")
     assert run(loop, meter, [1.0] * 5) == [0, 1, 2, 3, 4]
-    assert [fp.label for fp in session.records] == [f"epoch {i}/5" for i in range(1, 6)]
-    assert loop.records == session.records
+    assert [fp.label for fp in session.records] == [f"epoch {i}/5" for i in range(1, 6)] + [
+        "epoch loop"]
+    assert loop.records == session.records[:5]
+    whole = loop.footprint
+    assert whole is session.records[-1] and whole.parent_id is None
+    assert all(fp.parent_id == whole.id for fp in loop.records)
+    assert whole.energy_j == pytest.approx(5 * KWH)
+    assert whole.iterations is not None and whole.iterations.energy_j == pytest.approx((KWH,) * 5)
+    assert len(whole.iterations.duration_s) == 5 and whole.iterations.statuses == ()
+    # Counted once: the session's totals are the loop's, not the loop's plus its iterations'.
+    totals = session.totals()
+    assert totals.cells == 1 and totals.energy_j == pytest.approx(5 * KWH)
     assert all(fp.status == "ok" for fp in loop.records)
     assert [fp.energy_j for fp in loop.records] == pytest.approx([KWH] * 5)
     assert loop.records[0].co2e_g == pytest.approx(SE)
     assert [p.done for p in loop.predictions] == [1, 2, 3, 4]  # none once the loop is complete
     text = out.getvalue()
-    assert "epoch 1/5" in text and "nbcarbon: 5/5 epochs" in text and "prediction method:" in text
+    assert "1/5 epochs · spent" in text and "nbcarbon: 5/5 epochs" in text
+    assert "prediction method:" in text
 
 
 def test_prediction_waits_for_predict_after_and_handles_warm_up(session: Session,
@@ -109,7 +121,11 @@ def test_budget_stop_ends_the_loop_cleanly_after_the_current_iteration(
     after_loop = True  # code after the loop runs: the loop simply ended
     # One iteration is not enough to stop (its low end, 4 kWh, is under 5): the second is.
     assert seen == [0, 1] and after_loop and loop.stopped
-    assert len(session.records) == 2 and all(fp.status == "ok" for fp in session.records)
+    assert len(loop.records) == 2 and all(fp.status == "ok" for fp in loop.records)
+    assert loop.footprint is not None and loop.footprint.status == "ok"
+    assert any("stopped by the budget after 2 epochs of 10" in w for w in loop.footprint.warnings)
+    verdict = loop.budget_verdict(loop.footprint)
+    assert verdict is not None and "stopped early" in verdict and "budget 179 g" in verdict
     assert loop.message is not None and "stopping the loop" in loop.message
     assert "predicted 358 g CO2e" in loop.message and "budget of 179 g" in loop.message
     assert "95% interval" in loop.message
@@ -141,8 +157,11 @@ def test_exception_propagates_unchanged_and_the_window_says_error(session: Sessi
             if i == 2:
                 raise boom
     assert info.value is boom
-    assert [fp.status for fp in session.records] == ["ok", "ok", "error"]
-    assert session.records[-1].energy_j == pytest.approx(KWH)
+    *iterations, whole = session.records
+    assert [fp.status for fp in iterations] == ["ok", "ok", "error"]
+    assert iterations[-1].energy_j == pytest.approx(KWH)
+    assert whole.label == "epoch loop" and whole.status == "error"
+    assert whole.energy_j == pytest.approx(3 * KWH) and whole.iterations.statuses == ((2, "error"),)
 
 
 def test_break_closes_the_window_ok(session: Session, meter: CounterMeter) -> None:
@@ -150,7 +169,8 @@ def test_break_closes_the_window_ok(session: Session, meter: CounterMeter) -> No
         meter.total_j += KWH
         if i == 1:
             break
-    assert [fp.status for fp in session.records] == ["ok", "ok"]
+    assert [fp.status for fp in session.records] == ["ok", "ok", "ok"]  # two iterations, the loop
+    assert session.records[-1].label == "epoch loop"
 
 
 def test_with_form_tells_ctrl_c_from_errors(session: Session, meter: CounterMeter) -> None:
@@ -160,8 +180,10 @@ def test_with_form_tells_ctrl_c_from_errors(session: Session, meter: CounterMete
                 meter.total_j += KWH
                 if i == 1:
                     raise KeyboardInterrupt
-    assert [fp.status for fp in session.records] == ["ok", "interrupted"]
-    assert session.records[-1].energy_j == pytest.approx(KWH)
+    assert [fp.status for fp in loop.records] == ["ok", "interrupted"]
+    assert loop.records[-1].energy_j == pytest.approx(KWH)
+    assert loop.footprint is not None and loop.footprint.status == "interrupted"
+    assert session.records[-1] is loop.footprint
 
 
 def test_no_total_means_no_prediction_but_the_budget_counts_spent(session: Session,
@@ -175,7 +197,8 @@ def test_no_total_means_no_prediction_but_the_budget_counts_spent(session: Sessi
     loop = epochs(forever(), budget_g=2.5 * SE, on_budget="stop", session=session, progress=None)
     seen = run(loop, meter, [1.0] * 100)
     assert seen == [0, 1, 2] and loop.predictions == []
-    assert [fp.label for fp in session.records] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert [fp.label for fp in loop.records] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert loop.footprint is not None and loop.footprint.energy_j == pytest.approx(3 * KWH)
     assert "no total known" in (loop.message or "")
 
 
@@ -241,4 +264,8 @@ def test_in_a_kernel_the_widget_ends_as_a_static_summary(tmp_path: Path) -> None
     assert "application/vnd.jupyter.widget-view+json" not in data  # replaced when the loop ended
     assert "3/3 epochs" in data["text/plain"] and "prediction method" in data["text/plain"]
     assert "<script" not in data["text/html"]
-    assert "['epoch 1/3', 'epoch 2/3', 'epoch 3/3']" in nb.cells[1].outputs[0]["text"]
+    # The final line carries the loop's record, so the saved notebook keeps the loop's cost.
+    record = displays[0]["metadata"]["nbcarbon"]
+    assert record["label"] == "epoch loop" and record["parent_id"] is None
+    assert len(record["iterations"]["energy_j"]) == 3
+    assert "['epoch 1/3', 'epoch 2/3', 'epoch 3/3', 'epoch loop']" in nb.cells[1].outputs[0]["text"]

@@ -1,0 +1,159 @@
+"""Every joule counted once: windows form a tree, cells that run cells, stacked cell magics.
+
+In a real IPython InteractiveShell with the real magics; the meters are the machine's own
+(models here), so these tests assert on structure, statuses and the rule that totals add only
+top-level records, never on energies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import nbcarbon
+import nbcarbon.api
+from nbcarbon.footprint import top_level, tree_order
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    for name in ("NBCARBON_PUE", "NBCARBON_INTERVAL", "NBCARBON_POWERCAP_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NBCARBON_LEDGER", "off")
+    monkeypatch.setenv("NBCARBON_REGION", "SE")
+    nbcarbon.api.close_default_session()
+    ip = InteractiveShell.instance()
+    threads_before = threading.active_count()
+    ip.run_cell("%load_ext nbcarbon")
+    yield ip
+    ip.run_cell("%unload_ext nbcarbon")
+    assert threading.active_count() == threads_before
+    InteractiveShell.clear_instance()
+
+
+def records() -> list:
+    return nbcarbon.api.default_session().records
+
+
+def tops() -> list:
+    return top_level(records())
+
+
+def test_track_inside_a_measured_cell_is_its_child_and_counted_once(shell) -> None:
+    result = shell.run_cell(
+        "%%carbon --label outer\nimport nbcarbon\nwith nbcarbon.track('inner'):\n    sum(range(10**5))")
+    assert result.success
+    inner, outer = records()
+    assert (inner.label, outer.label) == ("inner", "outer")
+    assert inner.parent_id == outer.id and outer.parent_id is None
+    assert tops() == [outer]
+    totals = nbcarbon.api.default_session().totals()
+    assert totals.cells == 1 and totals.energy_j == pytest.approx(outer.energy_j)
+    assert [(d, fp.label) for d, fp in tree_order(records())] == [(0, "outer"), (1, "inner")]
+
+
+def test_auto_mode_epochs_loop_is_a_grandchild_chain(shell) -> None:
+    shell.run_cell("%carbon auto on")
+    result = shell.run_cell("import nbcarbon\nfor e in nbcarbon.epochs(range(3), progress=None):\n"
+                            "    sum(range(10**4))")
+    assert result.success
+    *iterations, loop, cell = records()
+    assert [fp.label for fp in iterations] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all(fp.parent_id == loop.id for fp in iterations)
+    assert loop.parent_id == cell.id and cell.parent_id is None
+    assert cell.execution_count == result.execution_count
+    assert tops() == [cell]
+
+
+def test_run_cell_inside_a_measured_cell_does_not_close_the_outer_window(shell) -> None:
+    result = shell.run_cell("%%carbon --label outer\nimport time\nget_ipython().run_cell('1+1')\n"
+                            "time.sleep(0.3)\nraise ValueError('late')")
+    assert isinstance(result.error_in_exec, ValueError)
+    (outer,) = records()  # the inner cell is not measured: no %%carbon and no auto mode
+    assert outer.label == "outer" and outer.status == "error"
+    assert outer.duration_s >= 0.3
+    assert outer.execution_count == result.execution_count
+
+
+def test_run_cell_in_auto_mode_gives_the_outer_cell_its_record(shell) -> None:
+    shell.run_cell("%carbon auto on")
+    result = shell.run_cell("import time\nget_ipython().run_cell('1+1')\ntime.sleep(0.3)\n1/0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    inner, outer = records()
+    assert outer.status == "error" and outer.duration_s >= 0.3
+    assert outer.execution_count == result.execution_count
+    assert inner.parent_id == outer.id and inner.execution_count is None
+    assert tops() == [outer]
+
+
+@pytest.mark.parametrize("cell", [
+    "%%capture out\n%%carbon\nx = sum(range(100))",
+    "%%carbon\n%%carbon\nx = sum(range(100))",
+    "%%time\n%%carbon\n%%carbon\nx = sum(range(100))",
+    "%%carbon --label a\n%%time\nx = sum(range(100))",
+])
+def test_stacked_cell_magics_give_one_top_level_record(shell, cell: str) -> None:
+    result = shell.run_cell(cell)
+    assert result.success and shell.user_ns["x"] == 4950
+    assert len(tops()) == 1 and len(records()) == 1
+
+
+def test_stacked_magics_in_auto_mode_name_the_one_window(shell) -> None:
+    shell.run_cell("%carbon auto on")
+    result = shell.run_cell("%%time\n%%carbon --label named\nx = 1")
+    assert result.success
+    (fp,) = records()
+    assert fp.label == "named" and fp.execution_count == result.execution_count
+
+
+def test_timeit_measures_the_cell_once_not_every_loop(shell, capsys) -> None:
+    result = shell.run_cell("%%timeit -n 200 -r 3\n%%carbon\npass")
+    assert result.success
+    assert len(records()) == 1
+    out = capsys.readouterr().out
+    assert out.count("nbcarbon ·") == 1  # one readout, not one per loop
+    # timeit's own figure is not inflated by compiling the body on each call (was 1.9 ms).
+    per_loop = out.split(" ± ")[0].split()[-2:]
+    value, unit = float(per_loop[0]), per_loop[1]
+    assert unit in ("ns", "µs", "μs", "us") or (unit == "ms" and value < 1.0)
+
+
+def test_a_window_left_open_by_an_earlier_cell_does_not_adopt_later_cells(shell) -> None:
+    shell.run_cell("import nbcarbon\nit = iter(nbcarbon.epochs(range(3), progress=None))\nnext(it)")
+    shell.run_cell("%%carbon --label later\nx = 1")
+    later = records()[-1]
+    assert later.label == "later" and later.parent_id is None
+    shell.run_cell("for _ in it: pass")
+    labels = [fp.label for fp in top_level(records())]
+    assert "later" in labels and "epoch loop" in labels
+
+
+def test_a_child_that_outlives_its_parent_says_so() -> None:
+    from nbcarbon.meters.base import Channel, Meter
+    from nbcarbon.meters.probe import ProbeResult
+    from nbcarbon.session import Session
+    from nbcarbon.settings import Settings
+
+    class Clock(Meter):
+        channel = Channel("cpu", "package-0", "rapl-counter", "machine")
+
+        def read(self) -> float:
+            return time.monotonic() * 10.0
+
+    session = Session(Settings(interval_s=1.0), {"NBCARBON_REGION": "SE"},
+                      probe_fn=lambda root, nvml=None: ProbeResult([Clock()]))
+    try:
+        parent = session.begin("parent")
+        child = session.begin("child")
+        parent_fp = session.end(parent)
+        time.sleep(0.05)
+        child_fp = session.end(child)
+        assert child_fp.parent_id == parent_fp.id
+        assert any("after the window it was opened in had closed" in w for w in child_fp.warnings)
+        assert session.totals().cells == 1
+    finally:
+        session.close()
