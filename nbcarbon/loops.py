@@ -86,8 +86,8 @@ def _caller() -> FrameType | None:
         return None
 
 
-_IRREGULAR = {"epoch": "epochs", "stomach": "stomachs", "child": "children", "person": "people", "datum": "data", "index": "indices",
-              "series": "series", "analysis": "analyses", "batch": "batches"}
+_IRREGULAR = {"epoch": "epochs", "stomach": "stomachs", "child": "children", "person": "people",
+              "datum": "data", "index": "indices", "series": "series", "analysis": "analyses"}
 
 
 def plural(label: str, n: int) -> str:
@@ -384,7 +384,8 @@ class Epochs(Generic[T]):
             return None
         spent = fp.co2e_g if fp is not None else sum(r.co2e_g for r in self.records)
         budget = format_mass(self.budget_g)
-        share = f"{spent / self.budget_g * 100:.0f}%"
+        ratio = spent / self.budget_g * 100
+        share = "<1%" if 0 < ratio < 1 else f"{ratio:.0f}%"
         if self.stopped:
             return (f"budget {budget}: stopped early because the predicted total was over it; "
                     f"spent {format_mass(spent)} ({share} of the budget)")

@@ -182,6 +182,7 @@ class Session:
         self._open: dict[str, Window] = {}
         self._closed_at: dict[str, float] = {}  # recent window id -> monotonic end time
         self._next_reprobe = 0.0
+        self.reprobe_every_s = REPROBE_EVERY_S
         self._held: set[str] = set()  # ids of ``records`` (a parent is looked up on every forget)
         self._version = _version()
         #: ``None`` unless live intensity is on (``NBCARBON_LIVE=1``, ``%carbon live on``): then each
@@ -333,7 +334,7 @@ class Session:
         now = time.monotonic()
         if now < self._next_reprobe:
             return
-        self._next_reprobe = now + REPROBE_EVERY_S
+        self._next_reprobe = now + self.reprobe_every_s
         from .meters.rapl import find_zones
 
         have = {m.channel for m in found.meters if m.channel.method == "rapl-counter"}

@@ -14,8 +14,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from . import session as session_module
 from .footprint import Footprint
-from .session import RECORDS_KEPT, Session
+from .session import Session
 
 #: ``record -> (data, metadata)`` of the ``display_data`` output that carries it.
 Render = Callable[[Footprint], tuple[dict[str, str], dict[str, Any]]]
@@ -43,8 +44,11 @@ class Shown:
     def register(self, record_id: str, display_id: str, render: Render) -> None:
         """Keep an output shown elsewhere (e.g. a progress bar replaced by its final line)."""
         self._entries[record_id] = (display_id, render)
-        while len(self._entries) > RECORDS_KEPT:  # the session re-prices no older ones
+        while len(self._entries) > session_module.RECORDS_KEPT:  # the session re-prices no older ones
             del self._entries[next(iter(self._entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def __contains__(self, record_id: str) -> bool:
         return record_id in self._entries

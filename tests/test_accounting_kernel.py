@@ -124,5 +124,5 @@ def test_a_training_loop_travels_with_the_notebook(tmp_path: Path, measured: boo
         assert loop.parent_id is None and report["energy_j"] == pytest.approx(loop.energy_j)
     final = [o for o in nb["cells"][1]["outputs"] if o.get("metadata", {}).get("nbcarbon", {})
              .get("label") == "epoch loop"][0]
-    text = final["data"]["text/plain"]
+    text = "".join(final["data"]["text/plain"])
     assert "5/5 epochs" in text and "budget 50 g: within it" in text

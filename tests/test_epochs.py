@@ -269,3 +269,37 @@ def test_in_a_kernel_the_widget_ends_as_a_static_summary(tmp_path: Path) -> None
     assert record["label"] == "epoch loop" and record["parent_id"] is None
     assert len(record["iterations"]["energy_j"]) == 3
     assert "['epoch 1/3', 'epoch 2/3', 'epoch 3/3', 'epoch loop']" in nb.cells[1].outputs[0]["text"]
+
+
+@pytest.mark.parametrize("label, n, expected", [
+    ("epoch", 4, "4 epochs"), ("epoch", 1, "1 epoch"), ("batch", 3, "3 batches"),
+    ("category", 2, "2 categories"), ("training step", 2, "2 training steps"),
+    ("rep0", 4, "4 iterations · rep0"), ("fold-1", 1, "1 iteration · fold-1"),
+])
+def test_counts_read_naturally(label: str, n: int, expected: str) -> None:
+    from nbcarbon.loops import plural
+
+    assert plural(label, n) == expected
+
+
+def test_final_line_says_the_budget_and_its_fate_in_words(session: Session, meter: CounterMeter) -> None:
+    within = epochs(range(4), budget_g=10 * SE, session=session, progress=None, label="rep0")
+    run(within, meter, [1.0] * 4)
+    assert within.footprint is not None
+    data, metadata = within.final_bundle(within.footprint)
+    assert "4/4 iterations · rep0" in data["text/plain"]
+    assert "budget 358 g: within it, spent 143 g (40% of the budget)" in data["text/plain"]
+    assert metadata["nbcarbon"]["id"] == within.footprint.id
+    assert "#3a7d44" in data["text/html"] and "✓" in data["text/html"]  # words and colour agree
+
+    over = epochs(range(4), budget_g=2 * SE, on_budget="warn", session=session, progress=None)
+    with pytest.warns(BudgetWarning):
+        run(over, meter, [1.0] * 4)
+    data, _ = over.final_bundle(over.footprint)
+    assert "budget 71.6 g: exceeded, spent 143 g (200% of the budget)" in data["text/plain"]
+    assert "#3a7d44" not in data["text/html"] and "⚠" in data["text/html"]
+    # Re-pricing draws the same line for the new price: the verdict follows the record.
+    cheap = over.footprint.repriced(pue=1.0, region=None)
+    from dataclasses import replace
+    cheap = replace(cheap, co2e_g=0.5 * SE)
+    assert "within it" in over.final_bundle(cheap)[0]["text/plain"]

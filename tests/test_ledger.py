@@ -283,3 +283,55 @@ def test_kernel_killed_mid_cell_keeps_the_earlier_records(tmp_path: Path) -> Non
     assert len(rows) == 3  # the two cells and the print cell before the killed one
     assert {r["notebook"] for r in rows.values()} == {"killed.ipynb"}
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- nested windows ----------------------------------------------------------------------------
+def test_history_adds_top_level_rows_only(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    path = tmp_path / "ledger.sqlite3"
+    cell = footprint(1, 100.0)
+    inner = replace(footprint(2, 40.0), parent_id=cell.id)
+    orphan = replace(footprint(3, 5.0), parent_id="f" * 32)  # its parent never reached the ledger
+    ledger = Ledger.open(path)
+    try:
+        ledger.write([Entry(inner, "track", "nb.ipynb"), Entry(cell, "magic", "nb.ipynb"),
+                      Entry(orphan, "track", "nb.ipynb")])
+        (group,) = ledger.totals()
+        assert group.cells == 2 and group.energy_j == 105.0
+        assert {r["id"]: r["record"]["parent_id"] for r in ledger.rows()}[inner.id] == cell.id
+    finally:
+        ledger.close()
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    path = tmp_path / "ledger.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE records (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, duration_s REAL NOT NULL,
+            energy_j REAL NOT NULL, co2e_g REAL NOT NULL, region TEXT NOT NULL, notebook TEXT,
+            source TEXT NOT NULL, record TEXT NOT NULL);
+        PRAGMA user_version = 1;
+    """)
+    old = footprint(1, 7.0)
+    conn.execute("INSERT INTO records VALUES (?, ?, 1.0, 7.0, 0.1, 'SE', 'old.ipynb', 'magic', ?)",
+                 (old.id, old.started_at, json.dumps(old.to_dict())))
+    conn.commit()
+    conn.close()
+    reader = Ledger.open(path, create=False)  # read as it is: no parent column yet, all top level
+    try:
+        assert [g.energy_j for g in reader.totals()] == [7.0]
+    finally:
+        reader.close()
+    cell = footprint(2, 100.0)
+    ledger = Ledger.open(path)
+    try:
+        ledger.write([Entry(replace(footprint(3, 40.0), parent_id=cell.id), "track", "new.ipynb"),
+                      Entry(cell, "magic", "new.ipynb")])
+        totals = {g.key: g.energy_j for g in ledger.totals()}
+        assert totals == {"old.ipynb": 7.0, "new.ipynb": 100.0}
+    finally:
+        ledger.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

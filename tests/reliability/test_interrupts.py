@@ -37,7 +37,7 @@ def test_fault_in_the_hooks_never_touches_the_cell(make_shell, capsys, where, ex
     out = capsys.readouterr()
     assert "Error in callback" not in out.out + out.err and "Traceback" not in out.out + out.err
     assert out.err.count("nbcarbon:") == 1  # one line says this cell was not measured
-    assert extension(ip)._open is None and not extension(ip)._executing
+    assert not extension(ip)._frames and not extension(ip).measuring
     result = ip.run_cell("%%carbon\nraise ValueError('mine')")  # the user's error stays theirs
     assert isinstance(result.error_in_exec, ValueError)
     delattr(s, where)
@@ -176,7 +176,7 @@ def test_ctrl_c_in_a_real_kernel(tmp_path: Path) -> None:
         reply, out = k.run("%%carbon --label after\nz + 1")
         assert value_of(out) == "43" and [r["label"] for r in records_in(out)] == ["after"]
         reply, out = k.run("ext = nbcarbon.magics._extensions[id(get_ipython())]\n"
-                           "print(json.dumps([ext._open is None, len(s.records)]))")
+                           "print(json.dumps([not ext.measuring, len(s.records)]))")
         assert json.loads(text_of(out)) == [True, 3]
 
         # 5. %reload_ext and %unload_ext: one set of hooks, threads back to the count before loading.
