@@ -16,6 +16,12 @@ on the worker, so the key tells workers apart and reveals nothing else. Machine-
 taken from one worker per host key; process models (CPU time, memory) are counted per worker.
 A worker on the notebook's own host adds nothing the notebook already counts: not its host's
 counters, and not its process models when it runs in the notebook's process tree (a LocalCluster).
+A thread worker inside the notebook's own process (``LocalCluster(processes=False)``) runs no
+meters at all: the notebook's meters already count every thread of that process.
+
+GPUs are counted once per board, by a salted hash of their NVML UUID (or, without one, of the
+machine and PCI bus id), never by index: two pods or Slurm jobs on one node that each see their
+own GPU as ``gpu0`` are two GPUs, and two workers that share one GPU count it once.
 
 Requires ``distributed`` on the client, the scheduler and the workers, and nbcarbon importable on
 all three (the scheduler runs the fan-out, the workers the meters).
@@ -65,6 +71,52 @@ def _first_line(path: str) -> str:
         return ""
 
 
+def _machine() -> str:
+    """The running kernel's boot id (shared by every container of one machine), or the machine
+    id and host name where there is none. Never leaves the process unhashed."""
+    machine = _first_line("/proc/sys/kernel/random/boot_id")
+    if not machine:
+        machine = _first_line("/etc/machine-id") + "|" + socket.gethostname()
+    return machine
+
+
+_TOKEN: tuple[int, str] | None = None
+
+
+def process_token() -> str:
+    """A random name for this process (a forked child gets its own): equal for a worker and the
+    notebook exactly when the worker is a thread of the notebook's process."""
+    global _TOKEN
+    pid = os.getpid()
+    if _TOKEN is None or _TOKEN[0] != pid:
+        _TOKEN = (pid, uuid.uuid4().hex)
+    return _TOKEN[1]
+
+
+def device_identity(meter: Any, machine: str | None = None) -> str | None:
+    """What names the hardware behind a machine-wide meter wherever it is read, or ``None``.
+
+    A GPU's UUID is unique to the board; its PCI bus id only within one machine, so it is
+    qualified by ``machine`` (default: this one's boot id). RAPL packages have neither: they
+    are told apart by the host key. The text never leaves the process unhashed
+    (:func:`device_key`).
+    """
+    uuid_text = getattr(meter, "uuid", None)
+    if isinstance(uuid_text, str) and uuid_text:
+        return f"uuid:{uuid_text}"
+    bus_id = getattr(meter, "pci_bus_id", None)
+    if isinstance(bus_id, str) and bus_id:
+        return f"pci:{_machine() if machine is None else machine}/{bus_id}"
+    return None
+
+
+def device_key(salt: str, identity: str | None) -> str | None:
+    """The salted hash of a :func:`device_identity` that workers send instead of the identity."""
+    if identity is None:
+        return None
+    return hashlib.sha256(f"{salt}\0device\0{identity}".encode()).hexdigest()[:32]
+
+
 def host_key(salt: str, powercap_root: Path | None) -> str:
     """A salted hash naming the counters a process reads: equal for two processes exactly when they
     share the kernel (hence its RAPL and NVML counters) and the powercap root.
@@ -73,9 +125,7 @@ def host_key(salt: str, powercap_root: Path | None) -> str:
     is missing (not Linux) the machine id and host name stand in. Only the hash leaves the process.
     ``powercap_root=None`` names the kernel alone (whose process ids two processes share).
     """
-    machine = _first_line("/proc/sys/kernel/random/boot_id")
-    if not machine:
-        machine = _first_line("/etc/machine-id") + "|" + socket.gethostname()
+    machine = _machine()
     root = "" if powercap_root is None else os.path.realpath(powercap_root)
     return hashlib.sha256(f"{salt}\0{machine}\0{root}".encode()).hexdigest()[:32]
 
@@ -87,12 +137,19 @@ class MeterPlugin(WorkerPlugin):
     The powercap root and sampler period come from the worker's own ``NBCARBON_POWERCAP_ROOT``
     and ``NBCARBON_INTERVAL`` (the worker is the outer layer of its process). :meth:`setup` never
     raises: a worker whose meters cannot start says why in each answer.
+
+    ``origin`` is the :func:`process_token` of the process that registered the plugin (the
+    notebook): a worker running as threads of that very process starts no meters, since the
+    notebook's own already count the whole process. ``nvml`` is the NVML module the meters use
+    (``None``: ``pynvml``); tests hand over a fake.
     """
 
     name = PLUGIN_NAME
 
-    def __init__(self, use_gpu: bool = True) -> None:
+    def __init__(self, use_gpu: bool = True, *, origin: str | None = None, nvml: Any = None) -> None:
         self.use_gpu = use_gpu
+        self.origin = origin
+        self.nvml = nvml
         self._sampler: Any = None
         self._state: dict[str, Any] = {}
 
@@ -102,26 +159,32 @@ class MeterPlugin(WorkerPlugin):
         from .settings import Settings
 
         started_s = time.monotonic()
+        in_origin = self.origin is not None and self.origin == process_token()
         state: dict[str, Any] = {
             "instance": uuid.uuid4().hex, "pid": os.getpid(), "started_s": started_s,
-            "root": None, "channels": [], "notes": [], "error": None,
+            "root": None, "channels": [], "identities": [], "notes": [], "error": None,
             "named_by_host": socket.gethostname().lower() in str(worker.name).lower(),
+            "in_origin": in_origin,
         }
-        try:
-            settings = Settings.from_environ(os.environ)
-            result = probe(settings.powercap_root, pid=os.getpid(), use_gpu=self.use_gpu)
-            sampler = Sampler(result.meters, settings.interval_s)
-            sampler.start()
-        except Exception as exc:  # noqa: BLE001 - a worker without meters must still answer why
-            state["error"] = f"meters could not start: {type(exc).__name__}: {exc}"[:300]
-        else:
-            self._sampler = sampler
-            state["root"] = settings.powercap_root
-            state["notes"] = list(result.notes)
-            state["channels"] = [
-                [m.channel.component, m.channel.device, m.channel.method, m.channel.attribution]
-                for m in sampler.meters
-            ]
+        if not in_origin:
+            try:
+                settings = Settings.from_environ(os.environ)
+                result = probe(settings.powercap_root, nvml=self.nvml, pid=os.getpid(), use_gpu=self.use_gpu)
+                sampler = Sampler(result.meters, settings.interval_s)
+                sampler.start()
+            except Exception as exc:  # noqa: BLE001 - a worker without meters must still answer why
+                state["error"] = f"meters could not start: {type(exc).__name__}: {exc}"[:300]
+            else:
+                self._sampler = sampler
+                state["root"] = settings.powercap_root
+                state["notes"] = list(result.notes)
+                state["channels"] = [
+                    [m.channel.component, m.channel.device, m.channel.method, m.channel.attribution]
+                    for m in sampler.meters
+                ]
+                # Raw identities stay here; each answer sends them hashed with that request's salt.
+                state["identities"] = [device_identity(m) if m.channel.attribution == "machine" else None
+                                       for m in sampler.meters]
         self._state = state
         worker.handlers[HANDLER] = self.counters
 
@@ -140,12 +203,16 @@ class MeterPlugin(WorkerPlugin):
         if sampler is not None:
             totals = [[r.total_j, r.error] for r in sampler.read_all()]
         root = state.get("root")
+        identities = state.get("identities", [])
+        channels = [[*c, device_key(salt, identities[i] if i < len(identities) else None)]
+                    for i, c in enumerate(state.get("channels", []))]
         return {
             "instance": state.get("instance"), "pid": state.get("pid"),
             "age_s": time.monotonic() - state.get("started_s", time.monotonic()),
             "host": host_key(salt, root) if root is not None else None,
-            "kernel": host_key(salt, None),
-            "channels": state.get("channels", []), "totals": totals,
+            "kernel": host_key(salt, None), "process": process_token(),
+            "in_origin": state.get("in_origin", False),
+            "channels": channels, "totals": totals,
             "notes": state.get("notes", []), "error": state.get("error"),
             "named_by_host": state.get("named_by_host", False),
         }
@@ -187,9 +254,16 @@ class WorkerReading:
     host: str | None
     kernel: str | None
     age_s: float
-    channels: tuple[tuple[str, str, str, str], ...]
+    #: (component, device, method, attribution[, device key]): the key (a salted hash of the
+    #: board's identity, :func:`device_key`) names a GPU across workers; absent or None for
+    #: channels without one (RAPL, models) and from workers of older nbcarbon versions.
+    channels: tuple[tuple[Any, ...], ...]
     totals: tuple[tuple[float | None, str | None], ...]
     error: str | None = None
+    #: The worker's process (:func:`process_token`), and whether it is threads of the process
+    #: that registered the plugin (and so runs no meters).
+    process: str | None = None
+    in_origin: bool = False
 
 
 @dataclass
@@ -226,9 +300,10 @@ def parse_answers(rows: Iterable[Sequence[Any]], names: dict[str, str], collect_
             address=address, name=label, instance=str(answer.get("instance")),
             pid=int(answer.get("pid") or 0), host=answer.get("host"), kernel=answer.get("kernel"),
             age_s=float(answer.get("age_s") or 0.0),
-            channels=tuple(tuple(c) for c in answer.get("channels", [])),  # type: ignore[misc]
+            channels=tuple(tuple(c) for c in answer.get("channels", [])),
             totals=tuple((t[0], t[1]) for t in answer.get("totals", [])),
-            error=answer.get("error"),
+            error=answer.get("error"), process=answer.get("process"),
+            in_origin=bool(answer.get("in_origin")),
         )
     return snap
 
@@ -242,6 +317,12 @@ class Local:
     machine_channels: frozenset[tuple[str, str, str]] = frozenset()
     process_channels: frozenset[tuple[str, str]] = frozenset()  # (component, method)
     pids: frozenset[int] = frozenset()  # the notebook's process tree
+    process: str | None = None  # the notebook's process_token()
+    devices: frozenset[str] = frozenset()  # device keys of the boards the notebook measures
+    #: machine channels of the notebook with no identity (compared by host and name, as RAPL)
+    unidentified: frozenset[tuple[str, str, str]] = frozenset()
+    #: the notebook's followed processes (the CPU-time model's tree), detached ones included
+    tree: Any = field(default=None, compare=False, hash=False)
 
 
 def combine(
@@ -254,10 +335,16 @@ def combine(
     Machine-wide channels are taken once per host key, preferring a worker read at both ends.
     """
     warnings: list[str] = []
+    # Thread workers of the notebook's own process: its meters count all of that process.
+    begin, end = _without_own_process(begin, local), _without_own_process(end, local)
     # (worker, begin totals or None when its meters started in the window)
     usable: list[tuple[WorkerReading, tuple[tuple[float | None, str | None], ...] | None]] = []
     slack_s = end.collect_s + begin.collect_s + 0.1
     for address, e in sorted(end.readings.items(), key=lambda kv: kv[1].name):
+        if e.in_origin:
+            warnings.append(f"dask worker {e.name} not measured: it runs as threads inside the process "
+                            "of another client (the one that attached the cluster first)")
+            continue
         if e.error is not None:
             warnings.append(f"dask worker {e.name} not measured: {e.error}")
             continue
@@ -273,7 +360,7 @@ def combine(
     ended = {e.instance for e in end.readings.values()}
     answered_hosts = {e.host for e, _ in usable}
     for address, b in sorted(begin.readings.items(), key=lambda kv: kv[1].name):
-        if b.error is not None or b.instance in ended:
+        if b.error is not None or b.instance in ended or b.in_origin:
             continue
         why = end.failed.get(address, ("", "left the cluster"))[1]
         tail = (" (its host's machine-wide counters are counted through another worker)"
@@ -288,14 +375,23 @@ def combine(
     taken: set[tuple[str | None, str, str, str]] = set()
     # Full-window workers first, so a host's counters come from one read at both ends.
     for e, b_totals in sorted(usable, key=lambda u: (u[1] is None, u[0].name)):
-        for i, (component, device, method, attribution) in enumerate(e.channels):
+        for i, channel in enumerate(e.channels):
+            component, device, method, attribution = channel[:4]
+            identity = channel[4] if len(channel) > 4 else None
             if attribution == "machine":
-                key = (e.host, component, device, method)
+                same_host = e.host is not None and e.host == local.host
+                if identity is not None:
+                    # A board by its identity: two pods' "gpu0" on one node are two GPUs.
+                    key: tuple[Any, ...] = ("device", identity)
+                    notebook_has = identity in local.devices or (
+                        same_host and (component, device, method) in local.unidentified)
+                else:
+                    key = (e.host, component, device, method)
+                    notebook_has = same_host and (component, device, method) in local.machine_channels
                 if key in taken:
                     continue
                 taken.add(key)
-                if e.host is not None and e.host == local.host and \
-                        (component, device, method) in local.machine_channels:
+                if notebook_has:
                     continue
             elif e.kernel == local.kernel and e.pid in local.pids and \
                     (component, method) in local.process_channels:
@@ -312,6 +408,12 @@ def combine(
             power_w = energy_j / duration_s if duration_s > 0 else 0.0
             components.append(Component(component, label, method, energy_j, power_w))
     return components, warnings
+
+
+def _without_own_process(snap: Snapshot, local: Local) -> Snapshot:
+    if local.process is None or not any(r.process == local.process for r in snap.readings.values()):
+        return snap
+    return replace(snap, readings={a: r for a, r in snap.readings.items() if r.process != local.process})
 
 
 class ClusterCollector:
@@ -367,7 +469,7 @@ class ClusterCollector:
         if local.kernel is not None and local.process_channels and any(
             r.kernel == local.kernel for r in snap.readings.values()
         ):
-            local = replace(local, pids=_own_tree())
+            local = replace(local, pids=_own_tree(local.tree))
         return combine(token, snap, duration_s, local)
 
     def detach(self) -> None:
@@ -377,25 +479,36 @@ class ClusterCollector:
             remove()
 
 
-def _own_tree() -> frozenset[int]:
+def _own_tree(followed: Any = None) -> frozenset[int]:
+    """This process, its descendants now, and what the session's models follow besides
+    (processes that left the tree, e.g. a worker started with ``sh -c 'dask worker ... &'``)."""
     from .meters.cputime import ChildProcesses
 
-    tree = ChildProcesses(os.getpid())
+    tree = ChildProcesses(os.getpid(), follow_detached=False)
     tree.refresh()
-    return frozenset(p.pid for p in tree.children)
+    pids = {os.getpid(), *(p.pid for p in tree.children)}
+    if followed is not None:
+        pids.update(p.pid for p in followed.children)
+    return frozenset(pids)
 
 
 def local_view(session: "Session", salt: str) -> Local:
     """What ``session`` counts itself, for :func:`combine` to leave out of the cluster's share."""
     session.start()
-    channels: list[Channel] = [m.channel for m in session.probe_result.meters]
+    meters = list(session.probe_result.meters)
+    channels: list[Channel] = [m.channel for m in meters]
+    machine = [(m.channel, device_identity(m)) for m in meters if m.channel.attribution == "machine"]
     return Local(
         host=host_key(salt, session.settings.powercap_root),
         kernel=host_key(salt, None),
-        machine_channels=frozenset((c.component, c.device, c.method) for c in channels
-                                   if c.attribution == "machine"),
+        machine_channels=frozenset((c.component, c.device, c.method) for c, _ in machine),
         process_channels=frozenset((c.component, c.method) for c in channels
                                    if c.attribution == "process"),
+        process=process_token(),
+        devices=frozenset(k for _, i in machine if (k := device_key(salt, i)) is not None),
+        unidentified=frozenset((c.component, c.device, c.method) for c, i in machine if i is None),
+        tree=next((m.tree for m in meters if m.channel.attribution == "process"
+                   and getattr(m, "tree", None) is not None), None),
     )
 
 
@@ -408,7 +521,7 @@ def register(client: "Client", use_gpu: bool = True) -> None:
     (registering again would restart every worker's meters under open windows)."""
     if client.run_on_scheduler(_has_plugin):
         return
-    plugin = MeterPlugin(use_gpu=use_gpu)
+    plugin = MeterPlugin(use_gpu=use_gpu, origin=process_token())
     if hasattr(client, "register_plugin"):
         client.register_plugin(plugin, name=PLUGIN_NAME)
     else:  # distributed before 2023.9

@@ -135,14 +135,39 @@ def parse_utc(text: object) -> datetime:
     return utc(datetime.fromisoformat(s))
 
 
+#: The highest intensity a provider may report, in g CO2e/kWh. No grid can average more than its
+#: dirtiest plant: old lignite units emit about 1,100-1,500 g/kWh directly, and the highest bundled
+#: annual figure (Turkmenistan, gas-fired, lifecycle) is about 1,300. Anything above this ceiling
+#: (1e308 from a broken feed, a value in the wrong unit) would price one cell at absurd grams, so
+#: it is rejected and the cell falls back to the bundled figure. Zero stays plausible: direct
+#: figures for an all-hydro or all-wind hour are published as 0 (the bundled data has a 0 too).
+MAX_G_PER_KWH = 2000.0
+
+
 def number(value: object, what: str) -> float:
-    """A finite, non-negative intensity from JSON (``bool`` and strings are malformed)."""
+    """A plausible intensity from JSON: finite, from 0 to :data:`MAX_G_PER_KWH`.
+
+    ``bool`` and strings are malformed; so are integers too large for a float (JSON allows them),
+    which ``float()`` would turn into an ``OverflowError`` instead of a malformed answer.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} must be a number, not {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        bits = int(value).bit_length()
+        raise ValueError(f"{what} must be a finite number >= 0, not a {bits}-bit integer") from None
     if not v >= 0 or v == float("inf"):
         raise ValueError(f"{what} must be a finite number >= 0, not {value!r}")
+    if v > MAX_G_PER_KWH:
+        raise ValueError(f"{what} is {v:.4g} g/kWh, above any real grid (at most {MAX_G_PER_KWH:g})")
     return v
+
+
+#: What parsing a provider's answer may raise on nonsense: a bad value or time (``ValueError``), a
+#: time at the end of the calendar plus a step (``OverflowError``), a wrong type deep in a shape
+#: (``TypeError``). Providers turn these into a ``malformed`` :class:`LiveError`.
+PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, OverflowError, TypeError)
 
 
 def floor_hour(dt: datetime) -> datetime:
@@ -221,8 +246,12 @@ def fetch_json(provider: str, url: str, params: Mapping[str, str] | None, header
         raise _translate(provider, error, timeout_s, secrets) from None
     try:
         return json.loads(result["body"].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LiveError(provider, "malformed", f"the answer is not JSON ({type(exc).__name__})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers longer than Python's digit limit;
+        # a deeply nested answer raises RecursionError and an absurd one MemoryError: each is a
+        # provider answering nonsense, so the caller falls back like any malformed answer.
+        raise LiveError(provider, "malformed", f"the answer is not JSON ({type(exc).__name__})") \
+            from None
 
 
 def _translate(provider: str, exc: BaseException, timeout_s: float, secrets: Sequence[str]) -> LiveError:

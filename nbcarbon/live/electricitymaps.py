@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .base import IntensityInterval, LiveError, Provider, merge, number, parse_utc, redact, utc
+from .base import PARSE_ERRORS, IntensityInterval, LiveError, Provider, merge, number, parse_utc, redact, utc
 
 DEFAULT_BASE_URL = "https://api.electricitymaps.com"
 ZONES = {"US-CA": "US-CAL-CISO", "US-TX": "US-TEX-ERCO", "US-NY": "US-NY-NYIS", "GB": "GB"}
@@ -91,7 +91,7 @@ class ElectricityMaps(Provider):
                 step = STEPS.get(str(row.get("temporalGranularity", "hourly")), STEPS["hourly"])
                 value = number(row["carbonIntensity"], f"{key}[{i}].carbonIntensity")
                 out.append(IntensityInterval(t, t + step, value, forecast or row.get("isEstimated") is True))
-        except ValueError as exc:
+        except PARSE_ERRORS as exc:
             detail = redact(f"unexpected answer: {exc}", (self.__token,))
             raise LiveError(self.title, "malformed", detail) from None
         return merge(out)

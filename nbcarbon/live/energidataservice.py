@@ -15,7 +15,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from .base import IntensityInterval, LiveError, Provider, merge, number, parse_utc, utc
+from .base import PARSE_ERRORS, IntensityInterval, LiveError, Provider, merge, number, parse_utc, utc
 
 DEFAULT_BASE_URL = "https://api.energidataservice.dk"
 STEP = timedelta(minutes=5)
@@ -50,7 +50,7 @@ class EnergiDataService(Provider):
         body = self.get_json(f"/dataset/{dataset}", params)
         try:
             return _average(body, areas, forecast)
-        except ValueError as exc:
+        except PARSE_ERRORS as exc:
             raise LiveError(self.title, "malformed", f"unexpected answer from {dataset}: {exc}") from None
 
     def intervals(self, region_code: str, start: datetime, end: datetime) -> list[IntensityInterval]:

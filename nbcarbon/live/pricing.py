@@ -3,8 +3,9 @@
 :func:`time_weighted` is pure arithmetic. :class:`LivePricer` is the session's ``pricer`` hook
 (``(region, started_at_utc, ended_at_utc) -> (region, warnings)``): it asks the session's
 :class:`~nbcarbon.live.service.LiveService` (cached, at most 2 s), and when the provider is
-unreachable, slow, rate-limited or answers nonsense it keeps the bundled annual figure, adds a
-warning to the record and queues ONE notice for the session.
+unreachable, slow, rate-limited or answers nonsense (an impossible intensity, JSON nested past
+the parser's depth) it keeps the bundled annual figure, adds a warning to the record and queues
+ONE notice for the session.
 """
 
 from __future__ import annotations
@@ -83,8 +84,13 @@ class LivePricer:
     def __call__(self, region: PricedRegion, started: datetime,
                  ended: datetime) -> tuple[PricedRegion, list[str]]:
         try:
-            provider, series = self.service.intervals(region.code, started, ended, self.timeout_s)
-            weighted = time_weighted(series, started, ended)
+            try:
+                provider, series = self.service.intervals(region.code, started, ended, self.timeout_s)
+                weighted = time_weighted(series, started, ended)
+            except LiveError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - live pricing must never cost the cell its record
+                raise LiveError("live", "malformed", f"pricing failed ({type(exc).__name__})") from None
             if weighted is None:
                 raise LiveError(provider.title, "no-data", "no value covers the cell's interval")
         except LiveError as exc:

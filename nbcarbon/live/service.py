@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .base import IntensityInterval, LiveError, Provider, floor_hour, utc
+from .base import MAX_G_PER_KWH, IntensityInterval, LiveError, Provider, floor_hour, utc
 from .cache import FAILURE_TTL_S, FORECAST_TTL_S, RATE_LIMITED_TTL_S, RECENT_TTL_S, SETTLED_TTL_S, TTLCache
 
 #: Never keep a cell waiting longer than this for a live value, whatever NBCARBON_LIVE_TIMEOUT says.
@@ -116,12 +116,20 @@ class LiveService:
             p.timeout_s = timeout_s
         try:
             series = fetch(p)
-        except LiveError as exc:
+            _check(provider, series)
+        except Exception as raised:  # noqa: BLE001 - see below
+            # Anything else a provider raises (a parser's RecursionError or MemoryError on an
+            # absurd answer, a third-party provider's bug) is a failed answer too: remembered and
+            # backed off like one, so it costs one cell a warning instead of every later cell.
+            exc = raised if isinstance(raised, LiveError) else LiveError(
+                provider.title, "malformed", f"the answer could not be read ({type(raised).__name__})")
             ttl = exc.retry_after_s or (RATE_LIMITED_TTL_S if exc.kind == "rate-limited" else FAILURE_TTL_S)
             self.cache.put_error((provider.name, "failed"), exc, ttl)
             with self._lock:
                 self.last_error = exc
-            raise
+            if exc is raised:
+                raise
+            raise exc from None
         ttl = FORECAST_TTL_S if settled is None else SETTLED_TTL_S if settled else RECENT_TTL_S
         self.cache.put(key, tuple(series), ttl)
         if series:
@@ -131,3 +139,17 @@ class LiveService:
                 self.last = LastValue(provider.name, key[1], newest, self.now())  # type: ignore[arg-type]
                 self.last_error = None
         return series
+
+
+def _check(provider: Provider, series: list[IntensityInterval]) -> None:
+    """Rejects a series no grid could produce, whichever provider made it.
+
+    The bundled providers already check each value as they parse; this also holds for a provider
+    written elsewhere (``Provider`` is public), so nothing past this point ever prices a cell at
+    NaN, a negative or an absurd intensity.
+    """
+    for iv in series:
+        g = iv.g_per_kwh
+        if not (isinstance(g, (int, float)) and 0.0 <= g <= MAX_G_PER_KWH):
+            raise LiveError(provider.title, "malformed",
+                            f"an intensity of {g!r} g/kWh is not plausible (0 to {MAX_G_PER_KWH:g})")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .base import IntensityInterval, LiveError, Provider, merge, number, parse_utc, utc
+from .base import PARSE_ERRORS, IntensityInterval, LiveError, Provider, merge, number, parse_utc, utc
 
 DEFAULT_BASE_URL = "https://api.carbonintensity.org.uk"
 
@@ -93,7 +93,7 @@ class UKGrid(Provider):
                 value = number(actual if actual is not None else predicted, f"data[{i}].intensity")
                 out.append(IntensityInterval(parse_utc(row.get("from")), parse_utc(row.get("to")), value,
                                              forecast=regional or actual is None))
-        except ValueError as exc:
+        except PARSE_ERRORS as exc:
             raise LiveError(self.title, "malformed", f"unexpected answer: {exc}") from None
         return merge(out)
 

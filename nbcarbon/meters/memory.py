@@ -12,6 +12,7 @@ process tree's sum can overstate its memory; the estimate errs high rather than 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import psutil
 
@@ -24,10 +25,15 @@ _BYTES_PER_GB = 1e9
 
 
 class MemoryModelMeter(LockedMeter):
-    """Integrates RSS x W/GB of the process tree each time it is read."""
+    """Integrates RSS x W/GB of the process tree each time it is read.
+
+    The tree includes processes that left it (see :class:`ChildProcesses`). ``states_caveat``
+    makes this channel carry what the tree cannot follow; :func:`~nbcarbon.meters.probe.probe`
+    turns it off when the CPU-time model shares the tree and already says it.
+    """
 
     def __init__(self, pid: int, watts_per_gb: float = DEFAULT_WATTS_PER_GB,
-                 tree: ChildProcesses | None = None) -> None:
+                 tree: ChildProcesses | None = None, states_caveat: bool = True) -> None:
         super().__init__(Channel("memory", "process tree", "memory-model", "process"))
         if watts_per_gb < 0:
             raise ValueError(f"watts_per_gb must be >= 0, not {watts_per_gb}")
@@ -39,10 +45,17 @@ class MemoryModelMeter(LockedMeter):
         except psutil.NoSuchProcess as err:
             raise MeterError(f"memory of process {pid}: no such process") from err
         self._tree.refresh()
+        self._states_caveat = states_caveat
+        self._update_caveat()
         self.mem_bytes = 0
         self.power_w = 0.0
         self._integrator = PowerIntegrator()
         self._integrator.update(time.monotonic(), self._power_now_w())
+
+    @property
+    def tree(self) -> ChildProcesses:
+        """The processes this meter follows (shared with the CPU-time model)."""
+        return self._tree
 
     def _tree_rss_bytes(self) -> int:
         try:
@@ -68,7 +81,13 @@ class MemoryModelMeter(LockedMeter):
         return self._integrator.update(time.monotonic(), power_w)
 
     def background(self) -> None:
-        self._tree.refresh(max_age_s=0.05)
+        self._tree.refresh(max_age_s=0.05, scan=True)
+        self._update_caveat()
+
+    def _update_caveat(self) -> None:
+        caveat = self._tree.caveat if self._states_caveat else None
+        if caveat != self.channel.caveat:
+            self.channel = replace(self.channel, caveat=caveat)
 
     def close(self) -> None:
         self._closed = True

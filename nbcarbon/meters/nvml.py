@@ -108,6 +108,8 @@ class NvmlMeter(LockedMeter):
         self._integrator: PowerIntegrator | None = None
         self.last_power_w: float | None = None
         session.acquire()
+        #: What names this GPU wherever it is seen (see :func:`gpu_identity`); never in records.
+        self.uuid, self.pci_bus_id = gpu_identity(self._nvml, handle)
         try:
             if use_counter:
                 self._counter = WrappingCounter(self._energy_mj(), None, 1e-3)
@@ -151,6 +153,32 @@ class NvmlMeter(LockedMeter):
                 return
             self._closed = True
         self._session.release()
+
+
+def _text(raw: object) -> str:
+    return (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\x00 \t\n")
+
+
+def gpu_identity(nvml: Any, handle: Any) -> tuple[str | None, str | None]:
+    """``(uuid, pci_bus_id)`` of a GPU: what tells two GPUs apart where their index cannot.
+
+    Why: ``gpu0`` is only a position in what one process sees. Two pods or Slurm jobs on one node
+    each see their own GPU as ``gpu0``, and a container sees the host's third GPU as its first.
+    The UUID (``GPU-8f6c...``) is unique to the board; the PCI bus id (``00000000:3B:00.0``) is
+    unique within one machine, for drivers or devices (some vGPUs) that give no UUID. The bus id
+    is only read where the UUID is missing. Either may be ``None``; nothing here raises.
+    """
+    uuid = bus_id = None
+    try:
+        uuid = _text(nvml.nvmlDeviceGetUUID(handle)) or None
+    except Exception:  # noqa: BLE001 - an identity is optional; any failure leaves it unknown
+        uuid = None
+    if uuid is None:
+        try:
+            bus_id = _text(nvml.nvmlDeviceGetPciInfo(handle).busId).upper() or None
+        except Exception:  # noqa: BLE001 - as above
+            bus_id = None
+    return uuid, bus_id
 
 
 def _name(raw: object) -> str:

@@ -87,7 +87,9 @@ def probe(
 
         why_dram = "no RAPL DRAM counter on this CPU" if cpu else why_cpu
         try:
-            result.meters.append(MemoryModelMeter(pid, tree=tree))
+            # One line per record is enough for what the shared tree misses.
+            states = not any(m.channel.method == "cpu-time-model" for m in result.meters)
+            result.meters.append(MemoryModelMeter(pid, tree=tree, states_caveat=states))
             result.notes.append(
                 f"memory energy not measured ({why_dram}); estimated from resident memory x "
                 f"{DEFAULT_WATTS_PER_GB} W per GB"

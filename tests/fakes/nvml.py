@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from uuid import uuid4
 
 from tests.fakes.powercap import PowerProfile, constant, integrate
 
@@ -40,6 +41,10 @@ class FakeGpu:
     lost_after_s: float | None = None
     lost_after_calls: int | None = None
     calls: int = 0
+    #: The board's UUID (unique per GPU; a new one per fake by default); None: the driver gives none.
+    uuid: str | None = field(default_factory=lambda: f"GPU-{uuid4()}")
+    #: The PCI bus id ("" derives one from the GPU's index, as distinct boards on one machine have).
+    pci_bus_id: str | None = ""
 
     def profile(self) -> PowerProfile:
         return self.power if callable(self.power) else constant(float(self.power))
@@ -86,6 +91,25 @@ class FakeNvml:
     def nvmlDeviceGetName(self, handle: int) -> str | bytes:
         self._require_init()
         return self.gpus[handle].name
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        """As nvidia-ml-py: a ``str`` (its ``convertStrBytes`` decodes the C string)."""
+        self._require_init()
+        uuid = self.gpus[handle].uuid
+        if uuid is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return uuid
+
+    def nvmlDeviceGetPciInfo(self, handle: int) -> object:
+        """As nvidia-ml-py: its ``nvmlPciInfo_t`` structure, whose ``busId`` is ``bytes``."""
+        from pynvml import nvmlPciInfo_t
+
+        self._require_init()
+        bus_id = self.gpus[handle].pci_bus_id
+        if bus_id is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        bus_id = bus_id or f"00000000:{0x3B + handle:02X}:00.0"
+        return nvmlPciInfo_t(busId=bus_id.encode(), busIdLegacy=bus_id[4:].encode(), bus=0x3B + handle)
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
         gpu = self._use(handle)

@@ -130,3 +130,29 @@ def test_session_counts_holders() -> None:
     session.release()
     session.release()  # one too many: ignored
     assert nvml.shutdown_calls == 1 and nvml.init_calls == 1
+
+
+def test_each_gpu_knows_its_board_by_uuid_or_else_pci_bus_id() -> None:
+    """gpu0 is only a position; the UUID (or the bus id where a driver gives none) names the
+    board, so a cluster can count two pods' gpu0 as two GPUs (nbcarbon.cluster)."""
+    gpus = [FakeGpu(uuid="GPU-8f6c0a2e-0000-0000-0000-000000000001"),
+            FakeGpu(uuid=None, pci_bus_id="00000000:3b:00.0"), FakeGpu(uuid=None, pci_bus_id=None)]
+    meters, notes = open_gpus(FakeNvml(gpus))
+    assert notes == [] and [m.channel.device for m in meters] == ["gpu0", "gpu1", "gpu2"]
+    assert [(m.uuid, m.pci_bus_id) for m in meters] == [
+        ("GPU-8f6c0a2e-0000-0000-0000-000000000001", None), (None, "00000000:3B:00.0"), (None, None)]
+    for meter in meters:
+        meter.close()
+
+
+def test_identity_from_older_bindings_returning_bytes() -> None:
+    """Older NVML bindings returned the UUID as bytes; the bus id is bytes in every version."""
+    from nbcarbon.meters.nvml import gpu_identity
+
+    class OldBindings(FakeNvml):
+        def nvmlDeviceGetUUID(self, handle: int) -> bytes:  # noqa: N802 - pynvml's name
+            return super().nvmlDeviceGetUUID(handle).encode()
+
+    nvml = OldBindings([FakeGpu(uuid="GPU-abc")])
+    nvml.nvmlInit()
+    assert gpu_identity(nvml, 0) == ("GPU-abc", None)
