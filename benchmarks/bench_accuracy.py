@@ -1,9 +1,10 @@
 """Measure 5: how exact nbcarbon's windows are where the true energy is known.
 
 Why fakes: no real machine tells the true energy of an interval, but the test suite's fakes do:
-``FakePowercap`` advances real ``energy_uj`` files at a known power profile (every 1 ms here,
-like RAPL hardware, which updates its counters about every 1 ms) and wraps them at
-``max_energy_range_uj``; ``FakeNvml`` answers NVML's energy counter (mJ) and power (mW) calls
+``FakePowercap`` advances real ``energy_uj`` files at a known power profile and wraps them at
+``max_energy_range_uj``; here the benchmark's own thread advances it to the clock every 1 ms
+(like RAPL hardware, which updates its counters about every 1 ms), so no writer thread can fall
+behind on a busy machine; ``FakeNvml`` answers NVML's energy counter (mJ) and power (mW) calls
 from the same kind of profile. nbcarbon is run for real: its probe, ``RaplMeter``/``NvmlMeter``
 and ``Sampler`` with its background thread at the default 1 s period, windows read with
 ``Sampler.read_all()`` exactly as ``Session.begin``/``end`` do. Truth is the profile's integral
@@ -29,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, table
+from common import REPO, _fast_tmp, table
 
 sys.path.insert(0, str(REPO))  # tests.fakes lives in the repo, not in the installed package
 
@@ -65,6 +66,16 @@ def sampled_only_j(profile, t0: float, t1: float, phase: float) -> float:
     return total
 
 
+def follow(fake, t0: float, until: float) -> None:
+    """Advances ``fake`` to the clock (its second 0 is ``t0``) every 1 ms until ``until``."""
+    while True:
+        now = time.monotonic()
+        fake.advance(max(0.0, now - t0 - fake.elapsed_s))
+        if now >= until:
+            return
+        time.sleep(min(0.001, until - now))
+
+
 def trial(name: str, length_s: float, rng: random.Random) -> dict:
     from nbcarbon.session import Session
     from nbcarbon.settings import Settings
@@ -72,29 +83,30 @@ def trial(name: str, length_s: float, rng: random.Random) -> dict:
     from tests.fakes.powercap import FakePowercap, integrate
 
     profile = profiles(length_s, rng)[name]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=_fast_tmp()) as tmp:  # RAM, like sysfs: fast writes
         root = Path(tmp) / "powercap"
         root.mkdir()
-        fake = FakePowercap(root, tick_s=0.001)
+        fake = FakePowercap(root)
         before_mid = integrate(profile, 0.0, WARMUP_S + length_s / 2)
         start_uj = int((RANGE_UJ - (before_mid * 1e6) % RANGE_UJ) % RANGE_UJ)  # wrap mid-window
         fake.add_package(0, profile, range_uj=RANGE_UJ, start_uj=start_uj, core=False,
                          power_limit_w=100.0)
         nvml = FakeNvml([FakeGpu(power=profile, has_counter=True),
                          FakeGpu(power=profile, has_counter=False)])
-        fake.start()
+        t0 = nvml.t0  # second 0 of every fake's profile
         session = Session(Settings(powercap_root=root), {}, nvml=nvml, timezone_name="UTC")
         try:
             sampler = session.start()
-            time.sleep(max(0.0, fake._t0 + WARMUP_S - time.monotonic()))
+            follow(fake, t0, t0 + WARMUP_S)
             r0 = sampler.read_all()
-            time.sleep(length_s)
+            shown0 = fake.energy_j("intel-rapl:0")  # what the file held: only this thread writes
+            follow(fake, t0, r0[0].t_s + length_s)
             r1 = sampler.read_all()
+            shown1 = fake.energy_j("intel-rapl:0")
             rapl = next(m for m in sampler.meters if m.channel.method == "rapl-counter")
             wraps = rapl.wraps
         finally:
             session.close()
-            fake.stop()
     out: dict[str, float] = {"wraps": wraps}
     phase = rng.random() * PERIOD_S
     for i, meter in enumerate(sampler.meters):
@@ -103,13 +115,10 @@ def trial(name: str, length_s: float, rng: random.Random) -> dict:
             continue
         b, e = r0[i], r1[i]
         if ch.method == "rapl-counter":
-            truth = fake.true_energy_j("intel-rapl:0", b.t_s, e.t_s)
-            base_t0, base_t1 = b.t_s - fake._t0, e.t_s - fake._t0
+            truth = integrate(profile, b.t_s - t0, e.t_s - t0)
             out["sampling-only, 1 s period"] = _err(
-                sampled_only_j(profile, base_t0, base_t1, phase), truth)
-            shown = fake.written_energy_j("intel-rapl:0", e.t_s) - fake.written_energy_j(
-                "intel-rapl:0", b.t_s)
-            out["rapl-arithmetic"] = _err(e.total_j - b.total_j, shown)
+                sampled_only_j(profile, b.t_s - t0, e.t_s - t0, phase), truth)
+            out["rapl-arithmetic"] = _err(e.total_j - b.total_j, shown1 - shown0)
         else:
             truth = nvml.true_energy_j(int(ch.device[3:]), b.t_s, e.t_s)
         out[ch.method] = _err(e.total_j - b.total_j, truth)
@@ -163,10 +172,9 @@ def render(r: dict) -> str:
     return "\n".join([
         f"Error of the window's energy against the true integral, in %: median of |error| "
         f"(largest |error|), over {trials} trials per profile. Signed errors are in the raw run; "
-        "a counter's error at 0.1 s is its 1 ms update step, the fake writer thread's lag on a busy "
-        "machine, and the fake NVML's 1 ms integration grid; the arithmetic row compares nbcarbon "
-        "with the values the counter files actually held, wraps included (a rare non-zero maximum "
-        "there is the fake rewriting a file between nbcarbon's read and its timestamp).",
+        "a counter's error at 0.1 s is its 1 ms update step and the fake NVML's 1 ms integration "
+        "grid; the arithmetic row compares nbcarbon with the values the counter files actually "
+        "held at the two reads, wraps included.",
         "",
         table(header, rows),
     ])

@@ -9,6 +9,7 @@ live view. It never prints; read failures are counted per meter and reported thr
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import MeterError
-from .meters.base import Meter
+from .meters.base import NO_ANOMALIES, Anomalies, Meter
 
 #: How many timeline points are kept: 2 h at the default 1 s period, a few MB at most.
 TIMELINE_POINTS = 7200
@@ -32,13 +33,16 @@ class Reading:
     """One meter's state at an instant.
 
     ``total_j`` is the meter's cumulative energy (``None``: never read successfully), ``t_s`` the
-    monotonic time that total belongs to (older than the read when the read just failed and the
-    last good total stands in), ``error`` the failure message of this read, if it failed.
+    monotonic time that total belongs to (older than the read when the read just failed, or was
+    refused as implausible, and the last good total stands in), ``error`` the failure message of
+    this read, if it failed. ``anomalies`` is the meter's running tally of refused readings as
+    of this read: the difference between a window's two readings is what its record reports.
     """
 
     total_j: float | None
     t_s: float
     error: str | None = None
+    anomalies: Anomalies = NO_ANOMALIES
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Sampler:
         self._last_good: list[tuple[float, float] | None] = [None] * n  # (t_s, total_j)
         self._error_counts = [0] * n
         self._last_errors: list[str | None] = [None] * n
+        self._anomalies: list[Anomalies] = [NO_ANOMALIES] * n  # as of the last successful read
         self._prev_sample: list[tuple[float, float] | None] = [None] * n
         self.timeline: deque[TimelinePoint] = deque(maxlen=timeline_points)
         self._stop = threading.Event()
@@ -81,7 +86,7 @@ class Sampler:
     def _read(self, i: int) -> Reading:
         meter = self.meters[i]
         try:
-            total_j = meter.read()
+            total_j, anomalies = meter.read_with_anomalies()
         except Exception as exc:  # noqa: BLE001 - a meter's bug must cost its reading, not the cell
             t_s = self._clock()
             message = _describe(exc)
@@ -89,13 +94,19 @@ class Sampler:
                 self._error_counts[i] += 1
                 self._last_errors[i] = message
                 last = self._last_good[i]
+                anomalies = self._anomalies[i]
             if last is None:
-                return Reading(None, t_s, message)
-            return Reading(last[1], last[0], message)
+                return Reading(None, t_s, message, anomalies)
+            return Reading(last[1], last[0], message, anomalies)
         t_s = self._clock()
         with self._lock:
+            self._anomalies[i] = anomalies
+            last = self._last_good[i]
+            if anomalies.held and last is not None:
+                # Refused as implausible: the meter's total is still its last good one.
+                return Reading(total_j, last[0], None, anomalies)
             self._last_good[i] = (t_s, total_j)
-        return Reading(total_j, t_s)
+        return Reading(total_j, t_s, None, anomalies)
 
     def error_counts(self) -> tuple[int, ...]:
         """Failed reads per meter since the sampler was made (boundaries and background)."""
@@ -122,7 +133,9 @@ class Sampler:
         period = self.interval_s
         for meter in self.meters:
             limit = meter.max_poll_interval_s()
-            if limit is not None:
+            # A meter's nonsense (zero, negative, NaN: a garbage range) must not make the
+            # thread spin at MIN_PERIOD_S; it reads at the configured interval instead.
+            if limit is not None and limit > 0 and math.isfinite(limit):
                 period = min(period, limit)
         return max(MIN_PERIOD_S, period)
 

@@ -1,7 +1,8 @@
 """The cluster's energy in a window: real LocalCluster workers reading fake powercap trees.
 
-The fake counters advance in this process; the meters run in the worker processes and read the
-files, so the whole path (plugin, scheduler fan-out, host keys, combination) is the real one.
+The fake counters advance in this process, inside each window and by an exact amount; the meters
+run in the worker processes and read the files, so the whole path (plugin, scheduler fan-out,
+host keys, combination) is the real one and the expected energy does not depend on timing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytest.importorskip("distributed")
@@ -70,19 +72,25 @@ def addresses_by_name(client: Client) -> dict[str, str]:
     return {str(w["name"]): addr for addr, w in info.items()}
 
 
-def run_window(s: Session, client: Client, seconds: float) -> tuple[object, float, float]:
-    """Runs ``busy`` on every worker in one window; the instants returned are the middles of the
-    begin and end calls (the workers are read at some instant inside each call)."""
-    a = time.monotonic()
+def run_window(s: Session, client: Client, seconds: float,
+               fakes: list[FakePowercap]) -> object:
+    """Runs ``busy`` on every worker in one window while the fake counters advance ``seconds``
+    of their power (in real time), so each host's true energy in the window is exactly that."""
     window = s.begin()
-    b = time.monotonic()
     futures = [client.submit(busy, seconds, workers=[addr], pure=False)
                for addr in addresses_by_name(client).values()]
+    run_together(fakes, seconds)
     client.gather(futures)
-    c = time.monotonic()
-    fp = s.end(window)
-    d = time.monotonic()
-    return fp, (a + b) / 2, (c + d) / 2
+    return s.end(window)
+
+
+def run_together(fakes: list[FakePowercap], seconds: float, step_s: float = 0.01) -> None:
+    """:meth:`FakePowercap.run` for several trees at once (one per host)."""
+    n = max(1, round(seconds / step_s))
+    for _ in range(n):
+        time.sleep(seconds / n)
+        for fake in fakes:
+            fake.advance(seconds / n)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +99,11 @@ def shared(tmp_path_factory: pytest.TempPathFactory):
     root.mkdir()
     fake = FakePowercap(root)
     fake.add_package(0, power=20.0)
-    fake.start()
     env = {"NBCARBON_POWERCAP_ROOT": str(root), "NBCARBON_INTERVAL": "0.2"}
     cluster, client = cluster_with({"a": env, "b": env})
     yield fake, client
     client.close()
     cluster.close()
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +115,12 @@ def separate(tmp_path_factory: pytest.TempPathFactory):
         root.mkdir()
         fake = FakePowercap(root)
         fake.add_package(0, power=power_w)
-        fakes[name] = fake.start()
+        fakes[name] = fake
         envs[name] = {"NBCARBON_POWERCAP_ROOT": str(root), "NBCARBON_INTERVAL": "0.2"}
     cluster, client = cluster_with(envs)
     yield fakes, client
     client.close()
     cluster.close()
-    for fake in fakes.values():
-        fake.stop()
 
 
 def test_workers_sharing_a_host_are_counted_once(shared, tmp_path: Path) -> None:
@@ -124,15 +128,14 @@ def test_workers_sharing_a_host_are_counted_once(shared, tmp_path: Path) -> None
     s = session(tmp_path)
     collector = attach(client, s, timeout_s=TIMEOUT_S)
     try:
-        fp, t0, t1 = run_window(s, client, 2.0)
+        fp = run_window(s, client, 2.0, [fake])
     finally:
         collector.detach()
         s.close()
     dask = [c for c in fp.components if c.device.startswith("dask:")]
     assert [(c.component, c.method) for c in dask] == [("cpu", "rapl-counter")], fp.components
     assert dask[0].device == "dask:a/package-0"
-    truth = fake.true_energy_j("intel-rapl:0", t0, t1)
-    assert dask[0].energy_j == pytest.approx(truth, rel=0.02)
+    assert dask[0].energy_j == pytest.approx(20.0 * 2.0, abs=1e-4)
     assert fp.energy_j == pytest.approx(sum(c.energy_j for c in fp.components))
     assert not [w for w in fp.warnings if "dask" in w], fp.warnings
     # Process models of workers in the notebook's own process tree are already in its components.
@@ -144,15 +147,15 @@ def test_workers_on_separate_hosts_each_match_their_counters(separate, tmp_path:
     s = session(tmp_path)
     collector = attach(client, s, timeout_s=TIMEOUT_S)
     try:
-        fp, t0, t1 = run_window(s, client, 2.0)
+        fp = run_window(s, client, 2.0, list(fakes.values()))
     finally:
         collector.detach()
         s.close()
     by_device = {c.device: c for c in fp.components if c.device.startswith("dask:")}
     assert set(by_device) == {"dask:a/package-0", "dask:b/package-0"}, fp.components
     for name, fake in fakes.items():
-        truth = fake.true_energy_j("intel-rapl:0", t0, t1)
-        assert by_device[f"dask:{name}/package-0"].energy_j == pytest.approx(truth, rel=0.02)
+        truth = fake.zones["intel-rapl:0"].profile(0.0) * 2.0
+        assert by_device[f"dask:{name}/package-0"].energy_j == pytest.approx(truth, abs=1e-4)
     for text in (str(fp.to_dict()),):
         assert "tcp://" not in text and "127.0.0.1" not in text
 
@@ -367,3 +370,202 @@ def test_dask_command_turns_automatic_attach_on_and_off(monkeypatch) -> None:
     finally:
         ip.run_cell("%unload_ext nbcarbon")
         InteractiveShell.clear_instance()
+
+
+# -- workers inside the notebook's own process, and on its machine ------------------------------
+def cpu_model_w(s: Session) -> float:
+    (meter,) = [m for m in s.probe_result.meters if m.channel.method == "cpu-time-model"]
+    return meter.watts_per_core
+
+
+def samplers() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "nbcarbon-sampler")
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds of this process and its descendants (other tests' worker processes may be
+    alive: the notebook's model counts them too), read independently of nbcarbon."""
+    t = os.times()
+    total = time.process_time() + t.children_user + t.children_system
+    for child in psutil.Process().children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            continue
+    return total
+
+
+def test_thread_workers_in_the_notebooks_process_add_nothing(tmp_path: Path) -> None:
+    """LocalCluster(processes=False): three workers are threads of this very process, which the
+    notebook's CPU-time model already counts whole. They start no meters and add no component;
+    the record's CPU is the process's CPU, not three or four times it."""
+    cluster = LocalCluster(n_workers=3, processes=False, threads_per_worker=1, dashboard_address=":0",
+                           silence_logs=50)
+    client = Client(cluster)
+    s = session(tmp_path)
+    try:
+        s.start()
+        before = samplers()
+        collector = attach(client, s, timeout_s=TIMEOUT_S)
+        assert samplers() == before  # no worker started meters of its own
+        try:
+            cpu0 = tree_cpu_s()
+            fp = run_window(s, client, 0.5, [])
+            cpu_s = tree_cpu_s() - cpu0
+        finally:
+            collector.detach()
+    finally:
+        s.close()
+        client.close()
+        cluster.close()
+    assert not [c for c in fp.components if c.device.startswith("dask:")], fp.components
+    assert not [w for w in fp.warnings if "dask" in w], fp.warnings
+    (cpu,) = [c for c in fp.components if c.component == "cpu"]
+    # The window holds the three busy loops; the process's CPU clock around it bounds the record.
+    assert cpu_s >= 0.4
+    assert 0.5 * cpu_s <= cpu.energy_j / cpu_model_w(s) <= 1.2 * cpu_s + 0.05, (cpu, cpu_s)
+
+
+def test_process_workers_on_the_notebooks_machine_count_once_through_its_tree(tmp_path: Path) -> None:
+    """LocalCluster(processes=True) without counters: the workers are the kernel's children, so
+    its CPU-time model holds their busy seconds, and they add no ``dask:`` component."""
+    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+                           silence_logs=50)
+    client = Client(cluster)
+    client.wait_for_workers(2, timeout=60)
+    s = session(tmp_path)
+    try:
+        collector = attach(client, s, timeout_s=TIMEOUT_S)
+        try:
+            # busy() spins on the clock: each worker uses about 1 s of CPU on an idle core and
+            # less on a loaded one, so the bound below uses the workers' own CPU clocks.
+            pids = list(client.run(os.getpid).values())
+
+            def used() -> float:
+                return sum(sum(psutil.Process(p).cpu_times()[:2]) for p in pids)
+
+            c0 = used()
+            fp = run_window(s, client, 1.0, [])
+            workers_s = used() - c0
+        finally:
+            collector.detach()
+    finally:
+        s.close()
+        client.close()
+        cluster.close()
+    assert not [c for c in fp.components if c.device.startswith("dask:")], fp.components
+    (cpu,) = [c for c in fp.components if c.component == "cpu"]
+    assert workers_s >= 0.5
+    assert cpu.energy_j / cpu_model_w(s) >= 0.8 * workers_s, (cpu, workers_s)
+
+
+# -- GPUs by identity, never by index -----------------------------------------------------------
+class FakeWorker:
+    """What the plugin touches of a ``distributed.Worker``: its name and handler table."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.handlers: dict = {}
+
+
+def gpu_worker(name: str, nvml: object, monkeypatch: pytest.MonkeyPatch, root: Path):
+    """The real plugin set up as a worker would (on this machine: one boot id for all), with a
+    fake NVML standing in for the pod's driver. Returns ``(plugin, worker)``."""
+    from nbcarbon.cluster import MeterPlugin
+
+    monkeypatch.setenv("NBCARBON_POWERCAP_ROOT", str(root))
+    monkeypatch.setenv("NBCARBON_INTERVAL", "0.2")
+    plugin, worker = MeterPlugin(nvml=nvml), FakeWorker(name)
+    plugin.setup(worker)
+    return plugin, worker
+
+
+def teardown(workers: dict) -> None:
+    for plugin, worker in workers.values():
+        plugin.teardown(worker)
+
+
+def pod_snapshot(plugins: dict, salt: str, names: dict[str, str]) -> Snapshot:
+    """One boundary: each plugin's real answer, as from a pod of its own (its own process)."""
+    from nbcarbon.cluster import parse_answers
+
+    rows = []
+    for i, (name, (plugin, _)) in enumerate(plugins.items()):
+        answer = plugin.counters(salt)
+        answer["process"], answer["pid"] = f"pod-process-{name}", 100_000 + i
+        rows.append([f"tcp://10.1.0.{i}:1", name, answer, None])
+    return parse_answers(rows, names, 0.0)
+
+
+def gpu_window(plugins: dict, local: Local, salt: str) -> tuple[dict[str, float], list[str], float]:
+    names: dict[str, str] = {}
+    t0 = time.monotonic()
+    b = pod_snapshot(plugins, salt, names)
+    time.sleep(0.5)
+    e = pod_snapshot(plugins, salt, names)
+    elapsed = time.monotonic() - t0
+    comps, warnings = combine(b, e, elapsed, local)
+    return {c.device: c.energy_j for c in comps if c.component == "gpu"}, warnings, elapsed
+
+
+@pytest.mark.parametrize("shared_with_notebook", [False, True])
+def test_gpus_are_told_apart_by_uuid_not_by_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  shared_with_notebook: bool) -> None:
+    """Two pods on one node each see their own GPU as gpu0 (different UUIDs): both count. A third
+    worker shares pod a's GPU: counted once. The notebook, on the same node, measures its own
+    gpu0, which is another board, or (second case) pod b's board, which it then keeps."""
+    from dataclasses import replace
+
+    from nbcarbon.cluster import local_view
+    from tests.fakes.nvml import FakeGpu, FakeNvml
+
+    root = tmp_path / "powercap"
+    root.mkdir()
+    board_a, board_b = FakeGpu(power=100.0), FakeGpu(power=50.0)
+    pod_a = FakeNvml([board_a])
+    plugins = {"pod-a": gpu_worker("pod-a", pod_a, monkeypatch, root),
+               "pod-a-2": gpu_worker("pod-a-2", pod_a, monkeypatch, root),
+               "pod-b": gpu_worker("pod-b", FakeNvml([board_b]), monkeypatch, root)}
+    notebook_gpu = FakeGpu(uuid=board_b.uuid) if shared_with_notebook else FakeGpu()
+    s = Session(Settings(powercap_root=root, ledger=None), {"NBCARBON_REGION": "SE"},
+                nvml=FakeNvml([notebook_gpu]))
+    salt = "s4lt"
+    try:
+        # The notebook as another process of the same node (same boot id, same powercap root).
+        local = replace(local_view(s, salt), process=None, pids=frozenset({os.getpid()}))
+        got, warnings, elapsed = gpu_window(plugins, local, salt)
+    finally:
+        s.close()
+        teardown(plugins)
+    expected = {"dask:pod-a/gpu0": 100.0 * elapsed}
+    if not shared_with_notebook:
+        expected["dask:pod-b/gpu0"] = 50.0 * elapsed
+    assert got.keys() == expected.keys(), got
+    for device, energy_j in expected.items():
+        assert got[device] == pytest.approx(energy_j, rel=0.15)
+    assert warnings == []
+
+
+def test_without_a_uuid_the_pci_bus_id_on_the_machine_tells_gpus_apart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from nbcarbon.cluster import device_identity
+    from tests.fakes.nvml import FakeGpu, FakeNvml
+
+    root = tmp_path / "powercap"
+    root.mkdir()
+    shared = FakeGpu(uuid=None, pci_bus_id="00000000:3B:00.0", power=80.0)
+    plugins = {"p1": gpu_worker("p1", FakeNvml([shared]), monkeypatch, root),
+               "p2": gpu_worker("p2", FakeNvml([FakeGpu(uuid=None, pci_bus_id="00000000:86:00.0",
+                                                        power=40.0)]), monkeypatch, root),
+               "p3": gpu_worker("p3", FakeNvml([shared]), monkeypatch, root)}
+    try:
+        got, warnings, elapsed = gpu_window(plugins, Local(), "salt")
+    finally:
+        teardown(plugins)
+    assert got.keys() == {"dask:p1/gpu0", "dask:p2/gpu0"}, got
+    assert got["dask:p1/gpu0"] == pytest.approx(80.0 * elapsed, rel=0.15)
+    # A bus id names a slot of one machine only: the same slot on two machines is two boards.
+    meter = SimpleNamespace(uuid=None, pci_bus_id="00000000:3B:00.0")
+    assert device_identity(meter, "machine-1") != device_identity(meter, "machine-2")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbcarbon.errors import MeterError
-from nbcarbon.meters.base import Channel, LockedMeter, WrappingCounter
+from nbcarbon.meters.base import Anomalies, Channel, LockedMeter, WrappingCounter
 
 #: Power assumed when the zone publishes no power limit and none higher has been seen: a busy
 #: server package. A generous guess only makes the sampler read a file more often (every ~20 min
@@ -33,8 +33,17 @@ from nbcarbon.meters.base import Channel, LockedMeter, WrappingCounter
 FLOOR_POWER_W = 100.0
 #: Power limits above this are firmware placeholders for "unlimited", not a package's power.
 _MAX_CREDIBLE_LIMIT_W = 5000.0
-#: A backwards step is a wrap only if the energy it implies fits in this many times the ceiling.
-_RESET_MARGIN = 4.0
+#: The most a zone that publishes no power limit can draw: no CPU package or its DRAM comes near
+#: 1 kW (the largest server parts are ~500 W). A counter step beyond this (times the time since
+#: the last good reading) is a failed reading, not energy.
+PHYSICAL_MAX_W = 1000.0
+#: How far above its highest published limit a zone may draw: PL1/PL2 are averages the
+#: package may overshoot for milliseconds, and a power-management daemon may raise them.
+_LIMIT_MARGIN = 4.0
+#: A range the counter would exhaust faster than this at the zone's assumed power is garbage
+#: (real counters hold 65 to 262 kJ: minutes at full power); believing it would make the
+#: sampler poll every few milliseconds for nothing.
+MIN_WRAP_S = 0.05
 
 _ZONE_DIR = re.compile(r"^intel-rapl(-mmio)?:\d+(:\d+)*$")
 _PACKAGE_NAME = re.compile(r"^package-\d+$")
@@ -226,6 +235,11 @@ class RaplMeter(LockedMeter):
     The file is opened and read on every call rather than kept open: sysfs files can be
     replaced (driver reload, the test fakes' atomic writes) and a kept descriptor would then
     read a stale file forever.
+
+    Every step of the counter is bounded by what the zone can draw (:attr:`max_power_w` times
+    the time since the last good reading): a bad read of the file (``0``, ``-5``, a value beyond
+    the range, a huge jump) is skipped and named in the records' warnings instead of becoming
+    kilojoules of "measured" energy; see :class:`~nbcarbon.meters.base.WrappingCounter`.
     """
 
     def __init__(self, zone_dir: Path, channel: Channel) -> None:
@@ -234,16 +248,23 @@ class RaplMeter(LockedMeter):
         self._energy_path = zone_dir / "energy_uj"
         self._label = f"RAPL {channel.device} ({channel.component})"
         self._closed = False
-        try:
-            range_uj: int | None = _read_int(zone_dir / "max_energy_range_uj")
-        except (OSError, ValueError):
-            range_uj = None
-        self.range_j = range_uj / 1e6 if range_uj else None
         self.ceiling_w = power_ceiling_w(zone_dir)
+        range_uj = _credible_range_uj(zone_dir, self.ceiling_w or FLOOR_POWER_W)
+        self.range_j = range_uj / 1e6 if range_uj is not None else None
         self.peak_power_w = 0.0
+        t0 = time.monotonic()
         first = self._raw()
         self._last_t = time.monotonic()
-        self._counter = WrappingCounter(first, range_uj, 1e-6)
+        self._counter = WrappingCounter(None, range_uj, 1e-6, max_power_w=self.max_power_w)
+        self._counter.update(first, t0, self._last_t)
+
+    @property
+    def max_power_w(self) -> float:
+        """The most the zone can draw: a margin over its highest published limit, else a
+        physical cap. Counter steps beyond it, per second since the last good read, are refused."""
+        if self.ceiling_w is None:
+            return PHYSICAL_MAX_W
+        return max(self.ceiling_w * _LIMIT_MARGIN, FLOOR_POWER_W)
 
     def _raw(self) -> int:
         try:
@@ -258,24 +279,37 @@ class RaplMeter(LockedMeter):
     def _read(self) -> float:
         if self._closed:
             raise MeterError(f"{self._label}: meter closed")
+        t0 = time.monotonic()
         raw = self._raw()
         now = time.monotonic()
-        dt_s = now - self._last_t
-        before_j = self._counter.total_j
-        max_delta_uj = (dt_s + 1.0) * self._assumed_power_w() * _RESET_MARGIN * 1e6
-        total_j = self._counter.update(raw, max_delta_raw=max_delta_uj)
-        if dt_s > 0.01:  # shorter gaps are dominated by the counter's ~1 ms update steps
-            power_w = (total_j - before_j) / dt_s
-            if power_w > self.peak_power_w:
-                self.peak_power_w = power_w
-        self._last_t = now
+        counter = self._counter
+        before_j = counter.total_j
+        total_j = counter.update(raw, t0, now)
+        if not counter.held:
+            dt_s = now - self._last_t
+            if dt_s > 0.01:  # shorter gaps are dominated by the counter's ~1 ms update steps
+                power_w = min((total_j - before_j) / dt_s, self.max_power_w)
+                if power_w > self.peak_power_w:
+                    self.peak_power_w = power_w
+            self._last_t = now
         return total_j
+
+    def anomalies(self) -> Anomalies:
+        return self._counter.anomalies
 
     def max_poll_interval_s(self) -> float | None:
         """Half the time the counter takes to wrap at the highest power known for the zone."""
         if self.range_j is None:
             return None
         return self.range_j / self._assumed_power_w() / 2.0
+
+    def background(self) -> None:
+        """Re-reads the zone's power limits: a daemon (thermald, TLP) may raise them after the
+        meter opened, and a stale low limit would refuse real energy as implausible."""
+        ceiling_w = power_ceiling_w(self.zone_dir)
+        with self._lock:
+            self.ceiling_w = ceiling_w
+            self._counter.max_power_w = self.max_power_w
 
     @property
     def wraps(self) -> int:
@@ -285,8 +319,30 @@ class RaplMeter(LockedMeter):
     def resets(self) -> int:
         return self._counter.resets
 
+    @property
+    def skipped(self) -> int:
+        """Readings refused as implausible since the meter opened."""
+        return self._counter.skipped
+
     def close(self) -> None:
         self._closed = True
+
+
+def _credible_range_uj(zone_dir: Path, assumed_w: float) -> int | None:
+    """The zone's ``max_energy_range_uj``, or ``None`` when it is missing or garbage.
+
+    Garbage (``-1``, ``0``, not a number, a range exhausted in milliseconds) is treated as an
+    unknown range: wraps are then not corrected, which costs nothing real (real ranges take
+    minutes to wrap and the sampler still polls at its interval) where believing it would poll
+    every 5 ms or count a glitch as a wrap.
+    """
+    try:
+        range_uj = _read_int(zone_dir / "max_energy_range_uj")
+    except (OSError, ValueError):
+        return None
+    if range_uj <= 0 or range_uj / 1e6 / assumed_w < MIN_WRAP_S:
+        return None
+    return range_uj
 
 
 def open_rapl(root: Path) -> tuple[list[RaplMeter], list[str]]:

@@ -1,29 +1,63 @@
-"""A fake /sys/class/powercap tree whose RAPL counters advance at a known power.
+"""A fake /sys/class/powercap tree whose RAPL counters advance by exactly what a test says.
 
-Why a fake at this boundary: the meters' arithmetic (wraps, resets, duplicates, permissions)
-is only testable against counters whose true energy is known, and CI machines have no RAPL.
-The layout follows the kernel's: zone directories live under a devices folder, every zone and
-sub-zone appears at the top level as a symlink, sub-zones are nested in their package, and an
-optional ``intel-rapl-mmio:N`` repeats a package. A thread rewrites each ``energy_uj``
-atomically (temp file + ``os.replace``) every ``tick_s``, wrapping at ``max_energy_range_uj``.
+Why a fake at this boundary: the meters' arithmetic (wraps, resets, glitches, duplicates,
+permissions) is only testable against counters whose true energy is known, and CI machines have
+no RAPL. The layout follows the kernel's: zone directories live under a devices folder, every
+zone and sub-zone appears at the top level as a symlink, sub-zones are nested in their package,
+and an optional ``intel-rapl-mmio:N`` repeats a package.
+
+Why no writer thread: a regular file cannot compute its value when it is read, and a thread that
+rewrites it every tick falls behind on a busy machine, so the energy of a window depended on the
+scheduler. Here the counters move only when the code being measured says so (:meth:`run`,
+:meth:`advance`, :meth:`add_energy`), synchronously, on the fake's own clock: the energy of a
+window is the energy advanced inside it, exactly, however slow the machine. Each ``energy_uj``
+is rewritten atomically (temp file + ``os.replace``), wrapping at ``max_energy_range_uj``.
+
+Two rules keep a test honest about what real hardware can do:
+
+- counters never run ahead of real time: :meth:`run` advances in small steps, none before its
+  time, so no meter sees much more power than the fake draws (meters refuse steps beyond the
+  zone's power cap as implausible);
+- a wrap is seen only if a meter reads between two wraps: with a small range, register the
+  session's or meter's read in :attr:`observers` (called after every change of the files,
+  advances and faults alike) instead of hoping the sampler thread gets scheduled in time.
+
+A kernel in another process drives the same tree with :meth:`FakePowercap.attach`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PowerProfile = Callable[[float], float]
-"""Power in watts as a function of seconds since :meth:`FakePowercap.start`."""
+"""Power in watts as a function of seconds on the fake's clock (:attr:`FakePowercap.elapsed_s`)."""
+
+#: How far :meth:`FakePowercap.run` may fall behind the clock before it stops catching up:
+#: catching up bursts that much energy at once, which stays below every meter's power cap.
+MAX_BEHIND_S = 0.1
+#: Where the tree's layout is written for :meth:`FakePowercap.attach` (not a zone: never scanned).
+MANIFEST = "_devices/fake-powercap.json"
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant power; a class (not a lambda) so another process can rebuild it."""
+
+    power_w: float
+
+    def __call__(self, t_s: float) -> float:
+        return self.power_w
 
 
 def constant(power_w: float) -> PowerProfile:
-    return lambda t_s: power_w
+    return Constant(float(power_w))
 
 
 def step(before_w: float, after_w: float, at_s: float) -> PowerProfile:
@@ -34,6 +68,8 @@ def integrate(profile: PowerProfile, t0_s: float, t1_s: float, dt_s: float = 1e-
     """Energy in joules of ``profile`` over [t0_s, t1_s] (midpoint rule, ``dt_s`` steps)."""
     if t1_s <= t0_s:
         return 0.0
+    if isinstance(profile, Constant):
+        return profile.power_w * (t1_s - t0_s)
     n = max(1, math.ceil((t1_s - t0_s) / dt_s))
     h = (t1_s - t0_s) / n
     return sum(profile(t0_s + (i + 0.5) * h) for i in range(n)) * h
@@ -51,24 +87,30 @@ class FakeZone:
     offset_uj: int = 0
     energy_j: float = 0.0
     mode: int = 0o444
-    state: str = "ok"  # ok | vanished | garbage
-    history: list[tuple[float, float]] = field(default_factory=list)
+    state: str = "ok"  # ok | vanished | shown (the file holds ``shown`` instead of the counter)
+    shown: str = ""
+
+    def raw_uj(self) -> int:
+        """What the counter file holds when the zone is healthy."""
+        return (self.offset_uj + int(self.energy_j * 1e6)) % self.range_uj
 
 
 class FakePowercap:
-    """Lays out a powercap tree under ``root`` and runs its counters on a background thread."""
+    """Lays out a powercap tree under ``root``; its counters move only when told to."""
 
-    def __init__(self, root: Path, tick_s: float = 0.002) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.devices = root / "_devices" / "intel-rapl"
         self.devices.mkdir(parents=True, exist_ok=True)
-        self.tick_s = tick_s
         self.zones: dict[str, FakeZone] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._t0: float | None = None
-        self._last_t: float | None = None
+        #: Seconds the counters have run at their profiles (the fake's clock, not real time).
+        self.elapsed_s = 0.0
+        #: Called after every change of the counter files (advances and faults alike), e.g.
+        #: ``session.sampler.read_all``: a reader that sees every value the files ever hold, so
+        #: no wrap is missed and every fault is seen, whatever the scheduler does with the
+        #: sampler thread.
+        self.observers: list[Callable[[], object]] = []
+        self._lock = threading.RLock()
         # The control-type entry the kernel also lists at the top level (no energy_uj in it).
         control = root / "intel-rapl"
         if not control.exists():
@@ -96,6 +138,7 @@ class FakePowercap:
         self._write(zone)
         link = self.root / zone_id
         link.symlink_to(real_dir)
+        self._write_manifest()
         return zone
 
     def add_package(
@@ -144,57 +187,98 @@ class FakePowercap:
             zid, self.devices / zid, "psys", _profile(power), 262_143_328_850, 0, None
         )
 
-    # ----- running ------------------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        manifest = {
+            zid: {"path": str(z.path.relative_to(self.root)), "name": z.name,
+                  "range_uj": z.range_uj,
+                  "power_w": z.profile.power_w if isinstance(z.profile, Constant) else None}
+            for zid, z in self.zones.items()
+        }
+        (self.root / MANIFEST).write_text(json.dumps(manifest))
 
-    def start(self) -> FakePowercap:
-        now = time.monotonic()
-        self._t0 = self._last_t = now
-        for zone in self.zones.values():
-            zone.history.append((now, 0.0))
-        self._thread = threading.Thread(target=self._run, name="fake-powercap", daemon=True)
-        self._thread.start()
-        return self
+    @classmethod
+    def attach(cls, root: Path | str) -> FakePowercap:
+        """The tree another process laid out at ``root``, to advance from this process (a kernel).
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        Counters continue from what their files hold; the energy and clock of the returned fake
+        count from now. Only constant-power zones can be attached (a profile cannot be sent).
+        """
+        root = Path(root)
+        fake = cls.__new__(cls)
+        fake.root = root
+        fake.devices = root / "_devices" / "intel-rapl"
+        fake.zones = {}
+        fake.elapsed_s = 0.0
+        fake.observers = []
+        fake._lock = threading.RLock()
+        for zid, z in json.loads((root / MANIFEST).read_text()).items():
+            if z["power_w"] is None:
+                raise ValueError(f"zone {zid} has no constant power: it cannot be attached")
+            path = root / z["path"]
+            try:
+                offset = int((path / "energy_uj").read_text())
+            except (OSError, ValueError):
+                offset = 0
+            zone = FakeZone(zid, path, z["name"], constant(z["power_w"]), z["range_uj"],
+                            offset_uj=offset)
+            fake.zones[zid] = zone
+        return fake
 
-    def __enter__(self) -> FakePowercap:
-        return self.start()
+    # ----- moving the counters ------------------------------------------------------------
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def advance(self, seconds: float) -> None:
+        """Runs every zone ``seconds`` further on its profile, rewrites the files, calls observers.
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            self.advance()
-
-    def advance(self) -> None:
-        """Accumulates every zone's energy up to now and rewrites its counter file."""
-        assert self._t0 is not None and self._last_t is not None
+        Instantaneous: a meter that reads just before and just after sees the whole step at
+        once. Keep steps small (as :meth:`run` does) where meters bound steps by power x time.
+        """
         with self._lock:
-            now = time.monotonic()
-            a, b = self._last_t - self._t0, now - self._t0
+            a, b = self.elapsed_s, self.elapsed_s + seconds
             for zone in self.zones.values():
-                zone.energy_j += integrate(zone.profile, a, b, dt_s=max(b - a, 1e-9) / 8)
-                zone.history.append((now, zone.energy_j))
+                zone.energy_j += integrate(zone.profile, a, b)
                 self._write(zone)
-            self._last_t = now
+            self.elapsed_s = b
+        self._notify()
+
+    def add_energy(self, zone_id: str, joules: float) -> None:
+        """Adds ``joules`` to one zone's counter now (the clock does not move), then observers."""
+        with self._lock:
+            zone = self.zones[zone_id]
+            zone.energy_j += joules
+            self._write(zone)
+        self._notify()
+
+    def run(self, seconds: float, step_s: float = 0.01) -> None:
+        """Advances ``seconds`` in steps of about ``step_s``, step ``k`` no earlier than ``k``
+        steps of real time after the call: the counters never run ahead of the clock, the call
+        lasts ``seconds`` plus only the last step's lateness (no drift on a busy machine), and
+        the energy added is exactly the profile's. A caller more than :data:`MAX_BEHIND_S` late
+        gives up that lateness rather than bursting it, so no meter sees more than its power
+        cap allows."""
+        n = max(1, round(seconds / step_s))
+        dt = seconds / n
+        start = time.monotonic()
+        for k in range(1, n + 1):
+            late = time.monotonic() - (start + k * dt)
+            if late < 0:
+                time.sleep(-late)
+            elif late > MAX_BEHIND_S:
+                start += late - MAX_BEHIND_S
+            self.advance(dt)
+
+    def _notify(self) -> None:
+        for observe in list(self.observers):
+            observe()
 
     def _write(self, zone: FakeZone) -> None:
         target = zone.path / "energy_uj"
         if zone.state == "vanished":
             return
-        if zone.state == "garbage":
-            text = "not-a-number\n"
-        else:
-            raw = (zone.offset_uj + int(zone.energy_j * 1e6)) % zone.range_uj
-            text = f"{raw}\n"
+        text = zone.shown if zone.state == "shown" else f"{zone.raw_uj()}"
         tmp = zone.path / ".energy_uj.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, text.encode())
+            os.write(fd, (text + "\n").encode())
             os.fchmod(fd, zone.mode)
         finally:
             os.close(fd)
@@ -202,21 +286,14 @@ class FakePowercap:
 
     # ----- truth --------------------------------------------------------------------------
 
-    def true_energy_j(self, zone_id: str, t0: float, t1: float) -> float:
-        """The zone's true energy between two ``time.monotonic()`` instants (from its profile)."""
-        assert self._t0 is not None
-        return integrate(self.zones[zone_id].profile, t0 - self._t0, t1 - self._t0)
-
-    def written_energy_j(self, zone_id: str, t: float) -> float:
-        """Energy the zone's file showed at instant ``t`` (the last write before it)."""
+    def energy_j(self, zone_id: str) -> float:
+        """The zone's true energy since the fake was made (what its counter has advanced by)."""
         with self._lock:
-            history = list(self.zones[zone_id].history)
-        shown = 0.0
-        for when, energy_j in history:
-            if when > t:
-                break
-            shown = energy_j
-        return shown
+            return self.zones[zone_id].energy_j
+
+    def true_energy_j(self, zone_id: str, t0_s: float, t1_s: float) -> float:
+        """The zone's true energy between two instants of the fake's clock (from its profile)."""
+        return integrate(self.zones[zone_id].profile, t0_s, t1_s)
 
     # ----- breaking things ----------------------------------------------------------------
 
@@ -225,18 +302,27 @@ class FakePowercap:
             zone = self.zones[zone_id]
             zone.state = "vanished"
             (zone.path / "energy_uj").unlink(missing_ok=True)
+        self._notify()
 
-    def garbage(self, zone_id: str) -> None:
+    def show(self, zone_id: str, text: str) -> None:
+        """The counter file holds ``text`` (``"0"``, ``"-5"``, junk) until :meth:`restore`,
+        while the true counter keeps counting behind it: a bad read, not a reset."""
         with self._lock:
             zone = self.zones[zone_id]
-            zone.state = "garbage"
+            zone.state = "shown"
+            zone.shown = text
             self._write(zone)
+        self._notify()
+
+    def garbage(self, zone_id: str) -> None:
+        self.show(zone_id, "not-a-number")
 
     def restore(self, zone_id: str) -> None:
         with self._lock:
             zone = self.zones[zone_id]
             zone.state = "ok"
             self._write(zone)
+        self._notify()
 
     def reset(self, zone_id: str) -> None:
         """The counter restarts from 0 (as after suspend or a driver reload)."""
@@ -244,6 +330,7 @@ class FakePowercap:
             zone = self.zones[zone_id]
             zone.offset_uj = -int(zone.energy_j * 1e6)
             self._write(zone)
+        self._notify()
 
     def make_unreadable(self, zone_id: str, mode: int = 0o000) -> None:
         """Takes the read bits away. Mode 000 is unreadable to anyone, root included (as sysfs
@@ -252,6 +339,7 @@ class FakePowercap:
             zone = self.zones[zone_id]
             zone.mode = mode
             self._write(zone)
+        self._notify()
 
     def make_root_only(self, mode: int = 0o000) -> None:
         """Every counter unreadable, as on Linux >= 5.10 for a normal user."""
@@ -261,3 +349,14 @@ class FakePowercap:
 
 def _profile(power: PowerProfile | float) -> PowerProfile:
     return power if callable(power) else constant(float(power))
+
+
+def sampler_reads(session: object) -> Callable[[], object]:
+    """An observer that reads every meter of ``session``'s sampler (when it has one), as the
+    sampler thread would if it were scheduled right after each advance."""
+
+    def read() -> object:
+        sampler = getattr(session, "sampler", None)
+        return sampler.read_all() if sampler is not None else None
+
+    return read
