@@ -1,8 +1,12 @@
 """The ``nbcarbon`` command: a thin layer over the runner, the notebook reader, the ledger and the session.
 
 Exit status: 0 on success, 1 when the work failed (a cell failed, a file could not be read, a
-notebook had no readable records, so the table is not the whole story), 2 for a usage error
-(argparse's own convention). Expected failures are one line on stderr, never a traceback.
+notebook had no readable records, so the table is not the whole story, or the reader of the
+output went away: ``nbcarbon report X | head``), 2 for a usage error (argparse's own
+convention). Expected failures are one line on stderr, never a traceback.
+
+Everything printed goes through :func:`nbcarbon.readout.escape_controls`: file names, labels and
+messages are arbitrary text, and a terminal must show them, never obey them.
 """
 
 from __future__ import annotations
@@ -12,12 +16,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 from . import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error line escaped: it quotes the arguments it did not understand."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        _say(f"{self.prog}: error: {' '.join(message.split())}", sys.stderr)
+        self.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nbcarbon", description=(
+    p = _Parser(prog="nbcarbon", description=(
         "Energy and carbon footprint of notebooks: run them measured, report saved ones."))
     p.add_argument("--version", action="version", version=f"nbcarbon {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -53,9 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Print ``text`` with control and bidi characters escaped (newlines between lines kept)."""
+    from .readout import escape_controls
+
+    print(escape_controls(text, keep="\n"), file=stream or sys.stdout)
+
+
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
     parser.print_usage(sys.stderr)
-    print(f"nbcarbon: error: {message}", file=sys.stderr)
+    _say(f"nbcarbon: error: {' '.join(message.split())}", sys.stderr)
     return 2
 
 
@@ -64,11 +85,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = _parser()
     args = parser.parse_args(argv)
+    for name in ("since", "region", "pue", "text", "kernel"):
+        if isinstance(getattr(args, name, None), list):  # argparse makes `--since=--` an empty list
+            setattr(args, name, "--")
     try:
-        return {"run": cmd_run, "report": cmd_report, "regions": cmd_regions,
+        code = {"run": cmd_run, "report": cmd_report, "regions": cmd_regions,
                 "status": cmd_status, "history": cmd_history}[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, where it can be caught, not at exit
+        return code
     except NbcarbonError as exc:
         return _usage_error(parser, str(exc))
+    except BrokenPipeError:
+        # `nbcarbon report X | head`: the reader has what it wanted. No traceback, and no
+        # "Exception ignored" when Python flushes stdout at exit: it now writes to /dev/null.
+        _discard_stdout()
+        return 1
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
+        pass
 
 
 def _validate_pricing(region: str | None, pue: str | None) -> float | None:
@@ -81,37 +121,60 @@ def _validate_pricing(region: str | None, pue: str | None) -> float | None:
 
 
 def _fail(message: str) -> int:
-    print(f"nbcarbon: {message}", file=sys.stderr)
+    """One line on stderr (a message with newlines, e.g. an exception's, is joined into one)."""
+    _say(f"nbcarbon: {' '.join(message.split())}", sys.stderr)
     return 1
+
+
+def _check_output(output: Path) -> None:
+    """Refuse, before anything runs, an output file that could not be written afterwards.
+
+    A run can take hours; finding out at the end that ``-o`` named a missing directory would
+    lose every result.
+    """
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise _usage(f"cannot write {output}: the directory {parent} does not exist")
+    if output.exists() and not output.is_file():
+        raise _usage(f"cannot write {output}: it exists and is not a regular file")
+    if not os.access(parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise _usage(f"cannot write {output}: permission denied")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import report
     from .notebook import NotebookError, load_json
+    from .settings import max_notebook_bytes
 
     pue = _validate_pricing(args.region, args.pue)
     if args.timeout is not None and not args.timeout > 0:
         raise _usage(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
     try:
-        load_json(args.notebook)  # a clear message for a file that is not a notebook
+        nb = load_json(args.notebook, max_notebook_bytes())  # a clear message for a non-notebook
     except NotebookError as exc:
         return _fail(str(exc))
+    output = args.output or args.notebook.with_name(args.notebook.stem + ".carbon.ipynb")
+    _check_output(output)
     try:
         import nbclient  # noqa: F401
+        from jupyter_client.kernelspec import NoSuchKernel
 
-        from .runner import run_notebook, terminal_progress
+        from .runner import kernel_for, run_notebook, terminal_progress
     except ImportError as exc:
         return _fail(f"`nbcarbon run` needs nbclient and ipykernel ({exc}); "
                      "pip install 'nbcarbon[run]'")
-    output = args.output or args.notebook.with_name(args.notebook.stem + ".carbon.ipynb")
+    kernel_for(nb.get("metadata"), args.kernel)  # KernelNotFound: a usage error, before anything runs
+    del nb
     try:
         result = run_notebook(args.notebook, output, region=args.region, pue=pue,
                               timeout_s=args.timeout, kernel_name=args.kernel,
                               progress=terminal_progress())
-    except (RuntimeError, OSError, ValueError) as exc:  # no kernel, a kernel without nbcarbon
+    except NotebookError as exc:
+        return _fail(str(exc))
+    except (RuntimeError, OSError, ValueError, NoSuchKernel) as exc:  # a kernel without nbcarbon
         return _fail(f"could not run {args.notebook}: {exc}")
-    print(report.render(report.rows(args.notebook.name, result.records), "table"))
-    print(f"wrote {output}")
+    _say(report.render(report.rows(args.notebook.name, result.records), "table"))
+    _say(f"wrote {output}")
     failure = result.failure()
     if failure is not None:
         return _fail(f"{args.notebook.name}: {failure}; {output} has the records of every cell run, "
@@ -148,17 +211,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from . import intensity, report
     from .notebook import NotebookError, load_records
     from .session import priced
+    from .settings import max_notebook_bytes
 
     pue = _validate_pricing(args.region, args.pue)
     for code in args.compare or ():
         intensity.lookup(code)
+    if args.plot is not None:
+        _check_plot(args.plot, bool(args.compare))
+    max_bytes = max_notebook_bytes()
     region = priced(intensity.lookup(args.region), "report --region") if args.region else None
     all_rows = []
     all_records = []
     failed = False
     for path in args.notebooks:
         try:
-            found = load_records(path)
+            found = load_records(path, max_bytes)
         except NotebookError as exc:
             _fail(str(exc))
             failed = True
@@ -177,17 +244,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         if not all_records:
             return 1
-        print(cli_compare(all_records, args.compare, args.format, pue,
-                          str(args.plot) if args.plot else None))
+        try:
+            _say(cli_compare(all_records, args.compare, args.format, pue,
+                             str(args.plot) if args.plot else None))
+        except OSError as exc:  # the directory was checked; a full disk can still refuse the file
+            return _fail(f"cannot write {args.plot}: {exc.strerror or exc}")
         return 1 if failed else 0
-    print(report.render(all_rows, args.format))
+    _say(report.render(all_rows, args.format))
     return 1 if failed else 0
+
+
+def _check_plot(path: Path, comparing: bool) -> None:
+    """``--plot PNG``: only with ``--compare``, into a directory that exists, in a known format."""
+    if not comparing:
+        raise _usage("--plot draws the --compare chart: add --compare CODE... (e.g. --compare SE PL)")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise _usage(f"--plot {path}: the directory {parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise _usage(f"--plot {path}: it exists and is not a regular file")
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise _usage(f"--plot {path}: name a file ending in one of "
+                     f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def cmd_regions(args: argparse.Namespace) -> int:
     from .status import regions_text
 
-    print(regions_text(args.text))
+    _say(regions_text(args.text))
     return 0
 
 
@@ -195,7 +283,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .settings import Settings
     from .status import machine_status
 
-    print(machine_status(Settings.from_environ(os.environ), os.environ))
+    _say(machine_status(Settings.from_environ(os.environ), os.environ))
     return 0
 
 
@@ -213,9 +301,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     path = Settings.from_environ(os.environ).ledger
     if path is None:
         return _fail("the ledger is off (NBCARBON_LEDGER=off), so there is no history")
-    if not path.is_file():
-        print(f"nbcarbon: no history yet: nothing has been recorded in {path}", file=sys.stderr)
-        print(report.render_history([], args.by, args.format))
+    if not path.exists():
+        _say(f"nbcarbon: no history yet: nothing has been recorded in {path}", sys.stderr)
+        _say(report.render_history([], args.by, args.format))
         return 0
     try:
         ledger = Ledger.open(path, create=False)
@@ -225,5 +313,5 @@ def cmd_history(args: argparse.Namespace) -> int:
             ledger.close()
     except (LedgerError, sqlite3.DatabaseError) as exc:
         return _fail(f"cannot read the ledger {path}: {exc}")
-    print(report.render_history(groups, args.by, args.format))
+    _say(report.render_history(groups, args.by, args.format))
     return 0

@@ -12,11 +12,10 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
-from IPython.utils.process import arg_split
 
 from . import intensity
 from .errors import NbcarbonError
-from .magics import CarbonExtension, parse_cell_options
+from .magics import CarbonExtension, parse_cell_options, split_args, usage_line
 from .session import priced
 from .settings import parse_pue
 from .status import region_brief, regions_text, session_status
@@ -59,12 +58,12 @@ class CarbonMagics(Magics):
         if cell is not None:
             options = parse_cell_options(line)
             return self.ext.run_body(cell, options)
-        words = arg_split(line, posix=True)
+        words = split_args(line, "%carbon")  # an unbalanced quote: a UsageError, one line
         command, rest = (words[0], words[1:]) if words else ("status", [])
         try:
             return self._command(command, rest)
-        except NbcarbonError as exc:
-            raise UsageError(str(exc)) from None
+        except (NbcarbonError, UsageError) as exc:  # they echo what was typed: one line, escaped
+            raise UsageError(usage_line(str(exc))) from None
 
     def _forecast(self, rest: list[str]) -> Any:
         """``%carbon forecast [HOURS] [--job H]``: the intensity ahead and the greenest start."""
@@ -113,10 +112,14 @@ class CarbonMagics(Magics):
             display(self.ext.open_dashboard().widget)
         elif command == "summary" and not rest:
             self.ext.show_summary()
-        elif command == "live" and rest in (["on"], ["off"]):
+        elif command == "live" and rest == ["off"]:
+            from .status import live_off  # not nbcarbon.live: turning it off imports no network code
+
+            print(live_off(session))
+        elif command == "live" and rest == ["on"]:
             from .live.commands import set_live
 
-            print(set_live(session, rest == ["on"]))
+            print(set_live(session, True))
         elif command == "forecast":
             return self._forecast(rest)
         elif command == "dask" and rest in (["on"], ["off"]):

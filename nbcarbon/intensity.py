@@ -25,6 +25,8 @@ from __future__ import annotations
 import csv
 import difflib
 import functools
+import plistlib
+import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -364,8 +366,9 @@ def _zone_name(candidate: str) -> str | None:
     A POSIX rule such as ``CET-1CEST`` is not a zone name and gives None.
     """
     name = candidate.strip().lstrip(":")
-    if "zoneinfo/" in name:
-        name = name.rsplit("zoneinfo/", 1)[1]
+    tree = _ZONEINFO_DIR.search(name)  # the last zoneinfo/ or zoneinfo.default/ (macOS) in a path
+    if tree:
+        name = name[tree.end():]
     for prefix in ("posix/", "right/"):
         name = name.removeprefix(prefix)
     if not name:
@@ -376,12 +379,21 @@ def _zone_name(candidate: str) -> str | None:
     return _timezones_folded().get(name.casefold())
 
 
-def system_timezone(environ: Mapping[str, str], etc: Path = Path("/etc")) -> str | None:
+#: Where macOS keeps the zone last chosen in System Settings > Date & Time (readable by anyone).
+MACOS_PREFERENCES = Path("/Library/Preferences/.GlobalPreferences.plist")
+_MACOS_CITY_KEY = "com.apple.TimeZonePref.Last_Selected_City"
+_ZONEINFO_DIR = re.compile(r".*zoneinfo[^/]*/")
+
+
+def system_timezone(environ: Mapping[str, str], etc: Path = Path("/etc"),
+                    macos_preferences: Path = MACOS_PREFERENCES) -> str | None:
     """The system's IANA time zone name, or None if it cannot be told.
 
     Tries ``TZ`` (if it names a zone), then ``etc/timezone`` (Debian, Ubuntu), then the
-    target of the ``etc/localtime`` symlink (most other Linux, macOS). A pure function of its
-    arguments, so tests pass a fake environment and a temporary directory.
+    target of the ``etc/localtime`` symlink (most other Linux, and macOS, whose System Settings
+    point it at ``/var/db/timezone/zoneinfo/<zone>``), then the zone macOS's preferences last
+    recorded (:func:`macos_timezone`) for a Mac whose link is missing or a copy. A pure function
+    of its arguments, so tests pass a fake environment and temporary paths.
     """
     tz = environ.get("TZ")
     if tz:
@@ -405,8 +417,31 @@ def system_timezone(environ: Mapping[str, str], etc: Path = Path("/etc")) -> str
             target = str(localtime.resolve(strict=True) if resolve else localtime.readlink())
         except (OSError, RuntimeError, ValueError):
             continue
-        if "zoneinfo/" in target:
+        if "zoneinfo" in target:
             name = _zone_name(target)
+            if name:
+                return name
+    return macos_timezone(macos_preferences)
+
+
+def macos_timezone(preferences: Path = MACOS_PREFERENCES) -> str | None:
+    """The zone in macOS's global preferences (``Last_Selected_City``), or None.
+
+    The entry is a list describing the city chosen in Date & Time (coordinates, zone, country
+    code, names); the zone is whichever item names one, so its position does not matter. The
+    file is a binary or XML property list that every user may read: no ``systemsetup``, no sudo.
+    """
+    try:
+        with open(preferences, "rb") as f:
+            prefs = plistlib.load(f)
+    except Exception:  # noqa: BLE001 - missing, unreadable or not a plist: the zone is unknown
+        return None
+    city = prefs.get(_MACOS_CITY_KEY) if isinstance(prefs, dict) else None
+    if not isinstance(city, list):
+        return None
+    for item in city:
+        if isinstance(item, str) and "/" in item:
+            name = _zone_name(item)
             if name:
                 return name
     return None

@@ -11,6 +11,13 @@ Why this shape:
   and a busy timeout, so concurrent writers wait their turn instead of failing.
 - History must never break a cell: a corrupt file is moved aside and a new one started, an
   unwritable place is one notice; records that cannot be written are counted, never raised.
+- History must never break someone else's file either. Every ledger nbcarbon creates carries
+  :data:`APPLICATION_ID` in its SQLite header; only such a file (or an empty one, or an unmarked
+  ledger of an earlier nbcarbon, recognised by its table) is ever written, upgraded or moved
+  aside. Anything else at ``NBCARBON_LEDGER`` (a text file, another program's database,
+  ``/dev/null``, a FIFO) is refused with one notice and the ledger is off for the session.
+- Notices reach the cell's stderr, and so the saved notebook: they never name the ledger's path
+  (``nbcarbon status`` in a terminal does).
 
 The ledger knows nothing of notebooks: a row is a record's JSON plus the indexed columns that
 ``nbcarbon history`` groups by, including a notebook *name* (a base name, never a path) that the
@@ -21,8 +28,10 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +48,16 @@ if TYPE_CHECKING:
 
 #: 2 added ``parent_id`` (nested windows); a version-1 ledger is upgraded in place when written.
 SCHEMA_VERSION = 2
+#: Written into the SQLite header of every ledger nbcarbon creates (``PRAGMA application_id``;
+#: "nbCO" in ASCII), so that it never mistakes another program's database for its own.
+APPLICATION_ID = 0x6E62434F
+#: The columns of nbcarbon's ``records`` table in schema 1: how an unmarked ledger made by an
+#: earlier nbcarbon is recognised (and then marked).
+_V1_COLUMNS = frozenset({"id", "started_at", "duration_s", "energy_j", "co2e_g", "region", "notebook",
+                         "source", "record"})
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: What notices say instead of the ledger's path (they end up in shared notebooks).
+WHERE = "`nbcarbon status` shows where"
 SOURCES = ("magic", "auto", "track", "loop", "run")
 GROUPINGS = ("notebook", "day")
 BUSY_TIMEOUT_S = 10.0
@@ -74,7 +93,63 @@ ON CONFLICT (id) DO UPDATE SET
 
 
 class LedgerError(NbcarbonError, OSError):
-    """The ledger file cannot be opened or read (e.g. written by a newer nbcarbon, or corrupt)."""
+    """The ledger file cannot be opened or read (e.g. written by a newer nbcarbon, or corrupt).
+
+    Messages never name the path: callers that may show it (the command line) add it.
+    """
+
+
+class LedgerRefused(LedgerError):
+    """The file at the ledger's place is not one nbcarbon created: it is never changed or moved."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"not an nbcarbon ledger: {why}; nbcarbon leaves it untouched")
+        self.why = why
+
+
+def _kind_of(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _check_regular(path: Path) -> bool:
+    """Whether ``path`` exists; raise :class:`LedgerRefused` if it is not a regular file.
+
+    SQLite would open ``/dev/null`` or a FIFO and then write ``/dev/null-journal`` next to it.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(mode):
+        raise LedgerRefused(f"it is {_kind_of(mode)}, not a regular file")
+    return True
+
+
+def marked(path: Path) -> bool:
+    """Whether the file's SQLite header carries nbcarbon's :data:`APPLICATION_ID`.
+
+    Read from the raw header, so it works on a file SQLite can no longer open (the one case
+    where this is asked: may a corrupt file be moved aside?). Special files are never read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        header = os.read(fd, 100)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return (len(header) == 100 and header.startswith(_SQLITE_MAGIC)
+            and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
 
 
 @dataclass(frozen=True)
@@ -102,6 +177,13 @@ def notebook_name(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     name = re.split(r"[\\/]", value.strip())[-1].strip()
+    try:  # a file name that is not UTF-8 reaches Python as lone surrogates, which SQLite refuses
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            name = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return name or None
 
 
@@ -112,16 +194,21 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     """
     now = now or datetime.now(timezone.utc)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text)
-    if m:
-        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-        return now - timedelta(**{unit: float(m.group(1))})
     try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"--since must be a duration like 30d, 12h, 2w, 90m or a date like 2024-05-01, not {text!r}"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        if m:
+            unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+            return now - timedelta(**{unit: float(m.group(1))})
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(
+                f"--since must be a duration like 30d, 12h, 2w, 90m or a date like 2024-05-01, not {text!r}"
+            ) from None
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return when.astimezone(timezone.utc)
+    except OverflowError:  # 999999999999d: before the year 1, where datetime ends
+        raise ValueError(f"--since {text.strip()[:40]!r} reaches back before the year 1; "
+                         "give a shorter duration or a date like 2024-05-01") from None
 
 
 def _is_corrupt(exc: BaseException) -> bool:
@@ -132,6 +219,12 @@ def _is_corrupt(exc: BaseException) -> bool:
     if name is not None:
         return name in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
     return type(exc) is sqlite3.DatabaseError
+
+
+def _newer(version: int) -> LedgerError:
+    return LedgerError(
+        f"the history ledger has schema {version}, newer than this nbcarbon understands "
+        f"({SCHEMA_VERSION}); upgrade nbcarbon, or set NBCARBON_LEDGER to another file")
 
 
 class Ledger:
@@ -145,45 +238,90 @@ class Ledger:
 
     @classmethod
     def open(cls, path: Path, create: bool = True) -> "Ledger":
-        """Open (and with ``create``, make) the ledger at ``path``.
+        """Open (and with ``create``, make or upgrade) the ledger at ``path``.
 
-        Raises :class:`LedgerError` for a ledger of a newer schema, and lets ``sqlite3`` errors
-        through otherwise (the writer tells a corrupt file from an unwritable one).
+        Only a file nbcarbon owns is opened (:meth:`_ownership`); anything else raises
+        :class:`LedgerRefused` before a byte of it is changed. Raises :class:`LedgerError` for a
+        ledger of a newer schema, and lets ``sqlite3`` errors of a corrupt *marked* ledger
+        through (the writer moves that one aside).
         """
         import sqlite3
 
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.is_file():
-            raise LedgerError(f"no ledger at {path}")
+        if not _check_regular(path) and not create:
+            raise LedgerError("no ledger file there yet")
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"the ledger {path} has schema {version}, newer than this nbcarbon understands "
-                    f"({SCHEMA_VERSION}); upgrade nbcarbon, or set NBCARBON_LEDGER to another file"
-                )
-            if create:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")  # in WAL, durable against a killed process
-                if version < SCHEMA_VERSION:
-                    conn.execute("BEGIN IMMEDIATE")  # two kernels creating it at once take turns
-                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+            owner, version = cls._ownership(conn, path)
+            marking = False
+            if create and (owner != "ours" or version < SCHEMA_VERSION):
+                conn.execute("BEGIN IMMEDIATE")  # two kernels creating it at once take turns
+                # As it is now that we hold the lock (another kernel may have created it).
+                owner, version = cls._ownership(conn, path, was_empty=owner == "empty")
+                if owner != "ours" or version < SCHEMA_VERSION:
                     if version == 1:
                         conn.execute("ALTER TABLE records ADD COLUMN parent_id TEXT")
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                    version = SCHEMA_VERSION
+                    marking = owner == "unmarked"
+                    owner, version = "ours", SCHEMA_VERSION
+                conn.execute("COMMIT")
+            if create:
+                # WAL only now: the mark and the schema went straight into the file's header, so
+                # a reader (or a later "may this be moved aside?") sees them on disk at once.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # in WAL, durable against a killed process
+                if marking:  # an earlier nbcarbon's ledger, in WAL already: put the mark on disk
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except BaseException:
             conn.close()
             raise
-        ledger = cls(conn, path, empty=not create and version < 1)
+        ledger = cls(conn, path, empty=owner == "empty")
         ledger._nested = version >= 2
         return ledger
+
+    @staticmethod
+    def _ownership(conn: "sqlite3.Connection", path: Path, was_empty: bool = False) -> tuple[str, int]:
+        """``("ours" | "unmarked" | "empty", user_version)``, or raise :class:`LedgerRefused`.
+
+        ours: marked with :data:`APPLICATION_ID`. unmarked: a ledger of an earlier nbcarbon
+        (schema 1 or 2, nbcarbon's ``records`` table), taken as ours and marked when written.
+        empty: a new (zero-page) file, e.g. just made by ``connect``; ``was_empty``: it was, and
+        starting our write transaction gave it its first page, still without a table. Anything
+        else is someone else's. Reads only; a file SQLite cannot read is refused unless marked.
+        """
+        import sqlite3
+
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id == APPLICATION_ID:
+                if version > SCHEMA_VERSION:
+                    raise _newer(version)
+                return "ours", version
+            if app_id != 0:
+                raise LedgerRefused("it is another program's SQLite database (its application id "
+                                    f"is {app_id:#x})")
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            if pages == 0 or (was_empty and pages == 1 and version == 0 and not conn.execute(
+                    "SELECT count(*) FROM sqlite_master").fetchone()[0]):
+                return "empty", 0
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+        except sqlite3.DatabaseError as exc:
+            if marked(path):
+                raise  # our own ledger, damaged: the writer moves it aside and starts anew
+            if _is_corrupt(exc):
+                raise LedgerRefused("it is not an SQLite database, or not one nbcarbon made") from None
+            raise
+        if _V1_COLUMNS <= columns and version >= 1:
+            if version > SCHEMA_VERSION:
+                raise _newer(version)
+            return "unmarked", version
+        raise LedgerRefused("it is an SQLite database that nbcarbon did not create")
 
     def write(self, entries: Sequence[Entry]) -> None:
         """Insert or update ``entries`` in one short transaction."""
@@ -252,7 +390,13 @@ class Ledger:
 
 
 def move_aside(path: Path) -> Path:
-    """Rename a corrupt ledger (and its WAL files) out of the way; returns the new name."""
+    """Rename a corrupt ledger (and its WAL files) out of the way; returns the new name.
+
+    Only a file marked as nbcarbon's (:func:`marked`) is ever moved: anything else raises
+    :class:`LedgerRefused` and stays where and as it is.
+    """
+    if not marked(path):
+        raise LedgerRefused("it cannot be read as a database and nothing marks it as nbcarbon's")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     path.replace(target)
@@ -279,6 +423,8 @@ class LedgerWriter:
         self.path = path
         self.written = 0
         self.dropped = 0
+        #: True once the file at ``path`` proved not to be nbcarbon's: nothing more is tried.
+        self.refused = False
         self.problems: list[str] = []
         self._notify = notify
         self._warned: set[str] = set()
@@ -358,6 +504,9 @@ class LedgerWriter:
     def _write(self, entries: list[Entry]) -> None:
         import sqlite3
 
+        if self.refused:  # someone else's file: off for the rest of the session, never retried
+            self.dropped += len(entries)
+            return
         for attempt in range(3):
             try:
                 if self._ledger is None:
@@ -365,33 +514,59 @@ class LedgerWriter:
                 self._ledger.write(entries)
                 self.written += len(entries)
                 return
+            except LedgerRefused as exc:
+                self._refuse(exc, len(entries))
+                return
             except sqlite3.DatabaseError as exc:
                 self._drop_connection()
-                if _is_corrupt(exc) and attempt == 0 and self._move_aside(exc):
-                    continue
+                if _is_corrupt(exc) and attempt == 0:
+                    try:
+                        if self._move_aside(exc):
+                            continue
+                    except LedgerRefused as refused:
+                        self._refuse(refused, len(entries))
+                        return
                 if "locked" in str(exc) or "busy" in str(exc):
                     time.sleep(0.05 * (attempt + 1))  # another writer held the file too long
                     continue
                 why = f"{exc}"
             except (OSError, LedgerError) as exc:
                 self._drop_connection()
-                why = getattr(exc, "strerror", None) or str(exc)
+                # LedgerError says what it is without a path; an OSError's str() may hold one.
+                why = str(exc) if isinstance(exc, LedgerError) else exc.strerror or type(exc).__name__
+            except Exception as exc:  # noqa: BLE001 - a bug here must not kill the writer's thread
+                self._drop_connection()
+                why = type(exc).__name__
             self.dropped += len(entries)
-            self._warn("unwritable", f"nbcarbon: the ledger {self.path} cannot be written ({why}); "
+            self._warn("unwritable", f"nbcarbon: the history ledger cannot be written ({why}); "
                        "history is not being kept. Footprints in notebooks are not affected "
-                       "(set NBCARBON_LEDGER to another file, or to off).")
+                       f"({WHERE}; set NBCARBON_LEDGER to another file, or to off).")
             return
         self.dropped += len(entries)
-        self._warn("busy", f"nbcarbon: the ledger {self.path} stayed locked by another process; "
-                   f"{len(entries)} record(s) were not added to the history.")
+        self._warn("busy", "nbcarbon: the history ledger stayed locked by another process; "
+                   f"{len(entries)} record(s) were not added to the history ({WHERE}).")
+
+    def _refuse(self, exc: LedgerRefused, n: int) -> None:
+        """Leave a file that is not nbcarbon's alone for the rest of the session, with one notice."""
+        self._drop_connection()
+        self.refused = True
+        self.dropped += n
+        self._warn("refused", f"nbcarbon: the history ledger is not a file nbcarbon created "
+                   f"({exc.why}); nbcarbon leaves it untouched and keeps no history this session. "
+                   f"Footprints in notebooks are not affected ({WHERE}; set NBCARBON_LEDGER to a new "
+                   "file, or to off).")
 
     def _move_aside(self, exc: BaseException) -> bool:
+        """Move a corrupt ledger of ours aside; :class:`LedgerRefused` if the file is not ours."""
         try:
-            target = move_aside(self.path)
+            move_aside(self.path)
+        except LedgerRefused:
+            raise
         except OSError:
             return False
-        self._warn("corrupt", f"nbcarbon: the ledger {self.path} was not a readable database ({exc}); "
-                   f"moved it to {target.name} and started a new one.")
+        self._warn("corrupt", f"nbcarbon: the history ledger was not a readable database ({exc}); "
+                   "moved it aside (its name now ends in .corrupt-<time>) and started a new one "
+                   f"({WHERE}).")
         return True
 
     def _drop_connection(self) -> None:

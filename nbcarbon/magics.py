@@ -70,17 +70,44 @@ def _cell_parser() -> MagicArgumentParser:
     return parser
 
 
+def split_args(argline: str, magic: str) -> list[str]:
+    """A magic's argument line split as a shell would, or a one-line ``UsageError``.
+
+    ``shlex`` raises ``ValueError`` for an unbalanced quote (``--label Bob's``); raised from the
+    input transformer or a cell hook, that would be IPython's "Error in callback" and two
+    tracebacks, so it is turned into the usage error it is, saying how to quote.
+    """
+    try:
+        return arg_split(argline, posix=True)
+    except ValueError as exc:
+        shown = usage_line(argline)
+        shown = shown if len(shown) <= 60 else shown[:59] + "…"
+        hint = ("for an apostrophe in a value write \"Bob's\" or Bob\\'s" if "'" in argline
+                else "close the quotation mark")
+        raise UsageError(f"{magic} {shown}: {str(exc).lower() or 'cannot be split'}; {hint}") from None
+
+
 @functools.lru_cache(maxsize=64)
 def parse_cell_options(argline: str) -> CellOptions:
     """Parse and validate the ``%%carbon`` line; a bad value is a one-line ``UsageError``."""
-    args = _cell_parser().parse_args(arg_split(argline, posix=True))
+    try:
+        args = _cell_parser().parse_args(split_args(argline, MAGIC))
+    except UsageError as exc:  # argparse quotes what it did not understand: show it, never obey it
+        raise UsageError(usage_line(str(exc))) from None
     try:
         if args.region is not None:
             intensity.lookup(args.region)
         pue = parse_pue(args.pue, "--pue") if args.pue is not None else None
     except NbcarbonError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(usage_line(str(exc))) from None
     return CellOptions(args.label, args.region, pue, args.quiet)
+
+
+def usage_line(message: str) -> str:
+    """A usage message as one line with control and bidi characters escaped (it echoes input)."""
+    from .readout import escape_controls
+
+    return escape_controls(" ".join(message.split()))
 
 
 def _magic_argline(first_line: str) -> str | None:

@@ -8,6 +8,9 @@ problem with where it was found, so one bad record never hides the good ones.
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,18 +34,228 @@ class NotebookRecords:
     problems: list[str] = field(default_factory=list)
 
 
-def load_json(path: str | Path) -> dict[str, Any]:
-    """Parse a notebook file; raise :class:`NotebookError` saying why it is not one."""
+#: How deep a saved notebook's JSON may nest before the part below is set aside as
+#: :data:`TOO_DEEP`. nbformat itself nests a dozen levels; widget state a few dozen more.
+MAX_DEPTH = 200
+#: Longest integer literal parsed as an int; longer ones (Python refuses more than 4,300 digits)
+#: are read as floats, i.e. as infinity, which no record field accepts.
+_MAX_INT_DIGITS = 4000
+
+
+class _TooDeep:
+    """Stands in for a value nested deeper than :data:`MAX_DEPTH` (its record is then invalid)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<nested too deep>"
+
+
+TOO_DEEP = _TooDeep()
+
+
+def _kind_of(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"  # pragma: no cover - the loop returns
+
+
+def read_text(path: str | Path, max_bytes: int | None = None) -> str:
+    """The text of a notebook file: a regular file of at most ``max_bytes``, decoded as JSON is.
+
+    Why so careful: ``nbcarbon report`` is given whatever is at hand. A FIFO would block forever
+    on ``open``/``read``, ``/dev/zero`` would be read until memory runs out. So the file is opened
+    without blocking, checked to be a regular file on the open descriptor (no race with a
+    rename), and read no further than the limit (``NBCARBON_MAX_NOTEBOOK_MB``, 1 GiB by default).
+    Raises :class:`NotebookError`, one line.
+    """
+    if max_bytes is None:
+        from .settings import max_notebook_bytes
+
+        max_bytes = max_notebook_bytes()
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as f:
-            nb = json.load(f)
+        fd = os.open(path, flags)
     except OSError as exc:
         raise NotebookError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotebookError(f"{path}: cannot read: it is {_kind_of(mode)}, not a notebook file")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1  # the file object closes it now
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(max_bytes + 1) if size <= max_bytes else b""
+    except OSError as exc:
+        raise NotebookError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if size > max_bytes or len(data) > max_bytes:
+        raise NotebookError(
+            f"{path}: cannot read: {_size(max(size, len(data)))} is more than the "
+            f"{_size(max_bytes)} nbcarbon reads as a notebook (set NBCARBON_MAX_NOTEBOOK_MB to allow more)")
+    try:
+        return data.decode(json.detect_encoding(data), "surrogatepass")
+    except (UnicodeDecodeError, LookupError) as exc:
         raise NotebookError(f"{path}: not a notebook: the file is not valid JSON ({exc})") from None
+
+
+def _parse_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else float(digits)
+
+
+def parse_json(text: str) -> Any:
+    """JSON text to Python values, where one bad part never spoils the rest.
+
+    The standard parser is tried first (fast). An integer too long for Python becomes a float
+    (infinity), so only the record holding it is invalid. A file nested deeper than the
+    standard parser's recursion allows is parsed again without recursion, each value below
+    :data:`MAX_DEPTH` replaced by :data:`TOO_DEEP`. Raises :class:`ValueError` for text that is
+    not JSON.
+    """
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        return _parse_flat(text, MAX_DEPTH)
+
+
+_TOKEN = re.compile(r"""[ \t\n\r]*(?:
+      (?P<str>"[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*")
+    | (?P<num>-?(?:0|[1-9][0-9]*)(?P<frac>(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?))
+    | (?P<punct>[\[\]{}:,])
+    | (?P<lit>true|false|null|NaN|Infinity|-Infinity)
+    )""", re.X)
+_LITERALS = {"true": True, "false": False, "null": None, "NaN": float("nan"),
+             "Infinity": float("inf"), "-Infinity": float("-inf")}
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+#: An array or object below :data:`MAX_DEPTH` on the parser's stack: parsed (so checked), not kept.
+_DEEP_ARRAY, _DEEP_OBJECT = object(), object()
+
+
+def _parse_flat(text: str, max_depth: int) -> Any:
+    """An iterative JSON parser (a stack, no recursion): the fallback of :func:`parse_json`.
+
+    As strict as ``json`` everywhere; a container opened deeper than ``max_depth`` is checked
+    but not kept: its parent holds :data:`TOO_DEEP` instead.
+    """
+    stack: list[Any] = []  # open containers, outermost first (_DEEP_* markers below max_depth)
+    keys: list[Any] = []   # the pending key of each open object (None for arrays)
+    root: Any = None
+    state = "value"  # value | first-value | first-key | key | colon | next | end
+    pos = 0
+
+    def is_array(container: Any) -> bool:
+        return container is _DEEP_ARRAY or (isinstance(container, list) and container is not _DEEP_OBJECT)
+
+    def put(value: Any) -> str:
+        nonlocal root
+        if not stack:
+            root = value
+            return "end"
+        top = stack[-1]
+        if top is _DEEP_ARRAY or top is _DEEP_OBJECT:
+            pass
+        elif isinstance(top, list):
+            top.append(value)
+        else:
+            top[keys[-1]] = value
+        return "next"
+
+    while True:
+        m = _TOKEN.match(text, pos)
+        if m is None:  # no token here: the end of the text, or something that is not JSON
+            end = _SPACE.match(text, pos).end()
+            if end == len(text) and state == "end":
+                return root
+            raise ValueError(f"unexpected text at char {end}" if end < len(text)
+                             else "unexpected end of the file")
+        pos = m.end()
+        kind = m.lastgroup if m.lastgroup != "frac" else "num"
+        token = m.group(kind)
+        if kind == "punct" and token in "[{" and state in ("value", "first-value"):
+            container: Any
+            if len(stack) >= max_depth:
+                if len(stack) == max_depth:
+                    put(TOO_DEEP)
+                container = _DEEP_ARRAY if token == "[" else _DEEP_OBJECT
+            else:
+                container = [] if token == "[" else {}
+                put(container)
+            stack.append(container)
+            keys.append(None)
+            state = "first-value" if token == "[" else "first-key"
+        elif kind == "punct" and token in "]}" and (
+                state == ("first-value" if token == "]" else "first-key")
+                or (state == "next" and is_array(stack[-1]) == (token == "]"))):
+            stack.pop()
+            keys.pop()
+            state = "next" if stack else "end"
+        elif kind == "punct" and token == "," and state == "next":
+            state = "value" if is_array(stack[-1]) else "key"
+        elif kind == "punct" and token == ":" and state == "colon":
+            state = "value"
+        elif kind == "str" and state in ("first-key", "key"):
+            keys[-1] = json.loads(token)
+            state = "colon"
+        elif kind in ("str", "num", "lit") and state in ("value", "first-value"):
+            if kind == "str":
+                value = json.loads(token)
+            elif kind == "lit":
+                value = _LITERALS[token]
+            else:
+                value = float(token) if m.group("frac") else _parse_int(token)
+            state = put(value)
+        else:
+            raise ValueError(f"unexpected {token[:20]!r} at char {m.start(kind)}")
+
+
+def load_json(path: str | Path, max_bytes: int | None = None) -> dict[str, Any]:
+    """Parse a notebook file; raise :class:`NotebookError` saying why it is not one.
+
+    Only a regular file up to ``max_bytes`` is read (:func:`read_text`); a value that is too
+    long or too deep spoils only what holds it (:func:`parse_json`).
+    """
+    text = read_text(path, max_bytes)
+    try:
+        nb = parse_json(text)
+    except ValueError as exc:
+        raise NotebookError(f"{path}: not a notebook: the file is not valid JSON ({exc})") from None
+    finally:
+        del text
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{path}: not a notebook: JSON without a 'cells' list")
+    bad = next((i for i, cell in enumerate(nb["cells"]) if not isinstance(cell, dict)), None)
+    if bad is not None:
+        raise NotebookError(f"{path}: not a notebook: cell {bad} is not a JSON object")
     return nb
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` holds :data:`TOO_DEEP` anywhere (iteratively: it is deep by nature)."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if v is TOO_DEEP:
+            return True
+        if isinstance(v, dict):
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            todo.extend(v)
+    return False
 
 
 def iter_outputs(nb: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -67,6 +280,10 @@ def collect(nb: dict[str, Any], path: str = "notebook") -> NotebookRecords:
         if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
             continue
         raw = metadata[METADATA_KEY]
+        if _too_deep(raw):
+            found.problems.append(f"{path}: cell {index}: the record holds a value nested more than "
+                                  f"{MAX_DEPTH} levels deep")
+            continue
         kind = raw.get("kind") if isinstance(raw, dict) else None
         if kind == "summary":
             found.summaries.append(raw)
@@ -84,9 +301,9 @@ def collect(nb: dict[str, Any], path: str = "notebook") -> NotebookRecords:
     return found
 
 
-def load_records(path: str | Path) -> NotebookRecords:
+def load_records(path: str | Path, max_bytes: int | None = None) -> NotebookRecords:
     """Records of a notebook file; problems are collected, a non-notebook raises NotebookError."""
-    return collect(load_json(path), str(path))
+    return collect(load_json(path, max_bytes), str(path))
 
 
 def read_notebook(path: str | Path) -> list[Footprint]:

@@ -87,8 +87,10 @@ def cells_figure(records: Sequence[Footprint], last: int = 30) -> "Figure":
     for i, fp in enumerate(shown):
         ax.annotate(f"{format_mass(fp.co2e_g)}", (i, bottom[i]), ha="center", va="bottom",
                     fontsize=8, xytext=(0, 2), textcoords="offset points")
+    # Labels are the user's text: "$x$" is a price in dollars, not mathtext to typeset (an
+    # unknown command such as "$\notacommand{x}$" would make the whole figure fail to draw).
     ax.set_xticks(list(x), names, rotation=30 if len(shown) > 6 else 0, ha="right" if len(shown) > 6
-                  else "center")
+                  else "center", parse_math=False)
     ax.set_ylim(0, max(bottom) * 1.15 or 1.0)
     ax.set_xlabel("cell")
     ax.set_ylabel(f"energy ({unit}, before PUE)")
@@ -152,7 +154,8 @@ def timeline_figure(
         ax.axvspan(start, end, color="#888888", alpha=0.15 if n % 2 else 0.25, lw=0)
         ax.axvline(start, color="#555555", lw=0.8, ls="--")
         ax.annotate(cell_name(fp), (start, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
-                    rotation=90, va="top", ha="right", xytext=(-1, -2), textcoords="offset points")
+                    rotation=90, va="top", ha="right", xytext=(-1, -2), textcoords="offset points",
+                    parse_math=False)  # a label is shown as written, never typeset as mathtext
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over the trace
     ax.grid(alpha=0.3)

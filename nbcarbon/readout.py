@@ -7,6 +7,7 @@ same on GitHub and nbviewer as in a live notebook.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -18,6 +19,10 @@ METHOD_LABEL = {
     "nvml-power": "NVML power, sampled",
     "cpu-time-model": "CPU-time model",
     "memory-model": "memory model",
+    "amdsmi-counter": "AMD SMI energy counter",
+    "amdsmi-power": "AMD SMI power, sampled",
+    "amd-energy-counter": "amd_energy counter",
+    "ioreport-counter": "IOReport energy counter",
 }
 #: Where the readout's HTML ends up is a shared notebook: keep styles inline and neutral so
 #: they survive sanitisers and suit both light and dark themes.
@@ -28,16 +33,64 @@ _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-he
 #: The most characters of a label a readout or table shows; the record keeps the label whole.
 LABEL_SHOWN = 80
 
+#: Bidirectional controls: they reorder the text that follows them (U+202E shows "exe.txt" for
+#: "txt.exe"), so a label could make a readout or table say something it does not.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
+#: A character a terminal, a Markdown renderer or a browser would act on instead of showing:
+#: C0 and C1 controls and DEL (ESC starts terminal commands: set the title, clear the screen),
+#: the line and paragraph separators, bidirectional controls, and lone surrogates (which cannot
+#: even be encoded to print them).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
+                     + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
+def _unsafe(ch: str) -> bool:
+    return _UNSAFE.match(ch) is not None
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with every control, bidi-override and separator character written as ``\\x1b``,
+    ``\\u202e``..., except those in ``keep`` (e.g. the newlines between lines of a table).
+
+    Why: labels, file names and record fields are arbitrary text, and whatever nbcarbon prints
+    must show them, never let them act (retitle the terminal, clear it, reverse a line). Text
+    without such characters comes back unchanged, and escaping twice changes nothing more.
+    """
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(lambda m: m.group() if m.group() in keep else _escaped(m.group()), text)
+
 
 def shown_label(label: str, limit: int = LABEL_SHOWN) -> str:
-    """A label as readouts and tables show it: on one line, at most ``limit`` characters.
+    """A label as readouts and tables show it: on one line, at most ``limit`` characters, with
+    control and bidi characters escaped (:func:`escape_controls`).
 
     Labels are the user's text, stored in the record exactly as given; what is shown must keep a
-    readout one short block whatever they hold (newlines, 10,000 characters). Escaping for HTML
-    is the renderer's job, after this.
+    readout one short block whatever they hold (newlines, escape sequences, 10,000 characters).
+    Escaping for HTML or Markdown is the renderer's job, after this.
     """
     one_line = " ".join(label.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+    if one_line.isprintable() and len(one_line) <= limit:
+        return one_line
+    pieces = [_escaped(ch) if _unsafe(ch) else ch for ch in one_line]
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept: list[str] = []
+    used = 0
+    for piece in pieces:  # whole escapes only: never "\\x1" at the cut
+        if used + len(piece) > limit - 1:
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "".join(kept) + "…"
 
 
 def format_energy(energy_j: float) -> str:

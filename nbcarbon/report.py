@@ -9,13 +9,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from .footprint import Footprint, tree_order
-from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
+from .readout import (
+    escape_controls,
+    format_duration,
+    format_energy,
+    format_mass,
+    how_obtained,
+    shown_label,
+)
 
 if TYPE_CHECKING:
     from .ledger import HistoryRow
@@ -69,15 +77,37 @@ def _cell_shown(r: Row) -> str:
     return "  " * (r.depth - 1) + "↳ " + name if r.depth else name
 
 
+#: What a spreadsheet reads as a formula when a cell starts with it (CSV injection, OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One CSV value as spreadsheets and terminals should see it; numbers pass through.
+
+    Text has its control and bidi characters escaped (a CSV is printed to a terminal as often as
+    opened), and text starting with a formula character gets a leading ``'`` so that
+    ``=HYPERLINK(...)`` in a label stays text in Excel, LibreOffice and Sheets. ``--format json``
+    carries every value exactly as recorded.
+    """
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    return escape_controls(value)
+
+
 def csv_text(rows: Sequence[Any], row_type: type, *extra: Sequence[Any]) -> str:
-    """Dataclass rows as CSV under a header of their field names, then any ``extra`` rows."""
+    """Dataclass rows as CSV under a header of their field names, then any ``extra`` rows.
+
+    Every text value goes through :func:`csv_cell`.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     fields = list(row_type.__dataclass_fields__)
     writer.writerow(fields)
     for r in rows:
-        writer.writerow([getattr(r, f) for f in fields])
-    writer.writerows(extra)
+        writer.writerow([csv_cell(getattr(r, f)) for f in fields])
+    writer.writerows([csv_cell(v) for v in row] for row in extra)
     return buf.getvalue().rstrip("\n")
 
 
@@ -113,30 +143,47 @@ def render_history(groups: Sequence["HistoryRow"], by: str, fmt: str = "table") 
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow([by, "cells", "duration_s", "energy_j", "co2e_g"])
         for g in groups:
-            writer.writerow([g.key, g.cells, g.duration_s, g.energy_j, g.co2e_g])
+            writer.writerow([csv_cell(g.key), g.cells, g.duration_s, g.energy_j, g.co2e_g])
         writer.writerow(["TOTAL", total["cells"], total["duration_s"], total["energy_j"],
                          total["co2e_g"]])
         return buf.getvalue().rstrip("\n")
     head = [by, "cells", "duration", "energy", "CO2e"]
-    body = [[g.key, str(g.cells), format_duration(g.duration_s), format_energy(g.energy_j),
+    # Notebook names come from the ledger, i.e. from whatever file names the kernels were given.
+    body = [[shown_label(g.key), str(g.cells), format_duration(g.duration_s), format_energy(g.energy_j),
              format_mass(g.co2e_g)] for g in groups]
     foot = ["total", str(total["cells"]), format_duration(total["duration_s"]),
             format_energy(total["energy_j"]), format_mass(total["co2e_g"])]
     return _markdown(head, body, foot) if fmt == "markdown" else _text(head, body, foot)
 
 
+#: Characters Markdown acts on inside a table cell (emphasis, code, links, the cell separator).
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]|~])")
+
+
+def markdown_cell(text: str) -> str:
+    """A value as literal text in a Markdown table cell.
+
+    Controls and bidi characters are escaped, then Markdown's own syntax is backslash-escaped and
+    HTML is entity-escaped (Markdown renders inline HTML: a label's ``<script>`` must arrive as
+    text, ``[x](javascript:...)`` must not become a link).
+    """
+    return escape(_MARKDOWN_ACTIVE.sub(r"\\\1", escape_controls(text)), quote=False)
+
+
 def _markdown(head: Sequence[str], body: Sequence[Sequence[str]], foot: Sequence[str]) -> str:
     def line(cells: Sequence[str]) -> str:
-        # Markdown renders inline HTML: a label's "<script>" must arrive as text.
-        return "| " + " | ".join(escape(c, quote=False).replace("|", "\\|") for c in cells) + " |"
-    return "\n".join([line(head), line(["---"] * len(head)), *map(line, body),
-                      line([f"**{c}**" if c else "" for c in foot])])
+        return "| " + " | ".join(cells) + " |"
+    return "\n".join([line([markdown_cell(c) for c in head]), line(["---"] * len(head)),
+                      *(line([markdown_cell(c) for c in row]) for row in body),
+                      line([f"**{markdown_cell(c)}**" if c else "" for c in foot])])
 
 
 def _text(head: Sequence[str], body: Sequence[Sequence[str]], foot: Sequence[str]) -> str:
-    widths = [max(len(str(row[i])) for row in [head, *body, foot]) for i in range(len(head))]
+    # Every cell, not only labels: a saved notebook's record can hold anything in any field.
+    rows = [[escape_controls(str(c)) for c in row] for row in [head, *body, foot]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
 
     def fmt_row(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt_row(head), rule, *map(fmt_row, body), rule, fmt_row(foot)])
+    return "\n".join([fmt_row(rows[0]), rule, *map(fmt_row, rows[1:-1]), rule, fmt_row(rows[-1])])

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import NbcarbonError
 from .footprint import Footprint, top_level
-from .notebook import collect
+from .notebook import collect, read_text
 
 ProgressFn = Callable[[int, int, float, float], None]
 
@@ -43,6 +44,41 @@ class RunResult:
         if first:
             where += f" ({first[0][:60]!r})"
         return f"{where} failed: {self.error}"
+
+
+class KernelNotFound(NbcarbonError, LookupError):
+    """The kernel a notebook asks for (or ``--kernel`` names) is not installed here."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+def installed_kernels() -> list[str]:
+    """The names of the kernels Jupyter can start here (``jupyter kernelspec list``)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return sorted(KernelSpecManager().find_kernel_specs())
+
+
+def kernel_for(metadata: Any, kernel_name: str | None = None) -> str:
+    """The kernel to run a notebook in: ``kernel_name``, else the notebook's, else ``python3``.
+
+    Checked before anything starts: notebooks from elsewhere often name a kernel of their
+    author's machine (``conda-env-ds-py``), and the answer should be one line naming the kernels
+    that are installed, not a traceback after the output file was written unexecuted.
+    """
+    spec = metadata.get("kernelspec") if isinstance(metadata, dict) else None
+    wanted = kernel_name or (spec.get("name") if isinstance(spec, dict) else None) or "python3"
+    if not isinstance(wanted, str):
+        wanted = "python3"
+    installed = installed_kernels()
+    if wanted in installed:
+        return wanted
+    whose = "--kernel names" if kernel_name else "the notebook asks for"
+    raise KernelNotFound(
+        f"{whose} the kernel {wanted[:60]!r}, which is not installed here; installed: "
+        f"{', '.join(installed) or 'none'}. Run it in one of those with --kernel NAME"
+        + ("" if installed else " (pip install ipykernel)"))
 
 
 def _setup_code(region: str | None, pue: float | None) -> str:
@@ -88,15 +124,17 @@ def run_notebook(
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbformat.validator import MissingIDFieldWarning
 
+    text = read_text(path)  # a regular file within the size limit: never a FIFO or /dev/zero
     with warnings.catch_warnings():  # cells without ids are fine for us; nbformat warns of the future
         warnings.simplefilter("ignore", MissingIDFieldWarning)
-        nb = nbformat.read(str(path), as_version=4)
+        nb = nbformat.reads(text, as_version=4)
+    del text
     client = NotebookClient(
         nb,
         timeout=timeout_s,
         interrupt_on_timeout=True,
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not the start-up warnings, in a CLI
-        kernel_name=kernel_name or nb.metadata.get("kernelspec", {}).get("name", "python3"),
+        kernel_name=kernel_for(nb.metadata, kernel_name),
         resources={"metadata": {"path": str(path.parent.resolve())}},
     )
     result = RunResult(output)
@@ -106,8 +144,10 @@ def run_notebook(
     start = time.monotonic()
     energy_j = 0.0
     n = 0
+    started = False  # a kernel that never started leaves no output file: nothing ran
     try:
         with client.setup_kernel(env=env):
+            started = True
             _silent_execute(client, _setup_code(region, pue))
             info = client.wait_for_reply(client.kc.kernel_info())
             if info and "language_info" in info["content"]:
@@ -134,9 +174,10 @@ def run_notebook(
                 progress(len(code_cells) if result.failed_cell is None else n, len(code_cells),
                          time.monotonic() - start, energy_j)
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MissingIDFieldWarning)
-            nbformat.write(nb, str(output))
+        if started:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MissingIDFieldWarning)
+                nbformat.write(nb, str(output))
     result.records = collect(nb).records
     return result
 

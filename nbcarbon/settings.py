@@ -21,6 +21,11 @@ LIVE_TIMEOUT_RANGE_S = (0.1, 30.0)
 DEFAULT_LIVE_TIMEOUT_S = 5.0
 _SWITCH = {"1": True, "on": True, "0": False, "off": False}
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
+#: The largest notebook file nbcarbon reads (``NBCARBON_MAX_NOTEBOOK_MB``), far above any real
+#: one (a notebook full of plots is tens of MB), so that ``/dev/zero`` or a runaway file is
+#: refused with a message instead of ending in ``MemoryError`` after reading gigabytes.
+DEFAULT_MAX_NOTEBOOK_MB = 1024
+MAX_NOTEBOOK_MB_RANGE = (1.0, 1024.0 * 1024)
 
 
 def _number(text: object, name: str, low: float, high: float) -> float:
@@ -57,6 +62,35 @@ def parse_switch(text: object, name: str) -> bool:
 def parse_live_timeout(text: object, name: str = "live timeout") -> float:
     """Seconds to wait for a live intensity provider (pricing a cell never waits more than 2 s)."""
     return _number(text, name, *LIVE_TIMEOUT_RANGE_S)
+
+
+def parse_max_notebook_mb(text: object, name: str = "NBCARBON_MAX_NOTEBOOK_MB") -> float:
+    """The notebook size limit in MiB (1 MiB to 1 TiB)."""
+    return _number(text, name, *MAX_NOTEBOOK_MB_RANGE)
+
+
+def max_notebook_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The largest notebook file to read, in bytes: ``NBCARBON_MAX_NOTEBOOK_MB`` or 1 GiB."""
+    env = os.environ if environ is None else environ
+    text = env.get("NBCARBON_MAX_NOTEBOOK_MB", "").strip()
+    mb = parse_max_notebook_mb(text) if text else DEFAULT_MAX_NOTEBOOK_MB
+    return int(mb * 1024 * 1024)
+
+
+def ledger_path(text: str) -> Path:
+    """``NBCARBON_LEDGER``'s path, ``~`` and ``~user`` expanded.
+
+    A ``~user`` this machine does not know is a :class:`SettingsError` (one line naming the
+    variable), not ``RuntimeError`` from deep inside ``pathlib``. The message shows neither the
+    value nor any path: it can end up in a shared notebook (``%load_ext nbcarbon``).
+    """
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise SettingsError(
+            "NBCARBON_LEDGER starts with ~ and a user name this machine does not know (or a home "
+            "directory it cannot find); set it to a full path, or to off"
+        ) from None
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -106,9 +140,14 @@ class Settings:
         if ledger_text.lower() == "off":
             ledger = None
         elif ledger_text:
-            ledger = Path(ledger_text).expanduser()
+            ledger = ledger_path(ledger_text)
         else:
-            ledger = default_ledger_path(env)
+            try:
+                ledger = default_ledger_path(env)
+            except RuntimeError:  # no HOME and no password entry: Path.home() has nothing to say
+                raise SettingsError("the default ledger lives in the home directory, which this "
+                                    "process cannot find; set NBCARBON_LEDGER to a path, or to off"
+                                    ) from None
         live_text = env.get("NBCARBON_LIVE", "").strip()
         live = parse_switch(live_text, "NBCARBON_LIVE") if live_text else False
         timeout_text = env.get("NBCARBON_LIVE_TIMEOUT", "").strip()

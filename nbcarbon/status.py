@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from . import intensity
 from .footprint import PricedRegion
 from .meters.base import METHOD_KIND
-from .readout import METHOD_LABEL, format_energy, format_mass
+from .readout import METHOD_LABEL, escape_controls, format_energy, format_mass
 from .session import Session
 from .settings import Settings
+
+#: The status line when live data is off. Kept here, not in :mod:`nbcarbon.live`, so that
+#: ``%carbon status`` with live off imports no network code (the README promises it).
+LIVE_OFF_LINE = "live: off (%carbon live on, or NBCARBON_LIVE=1, prices cells at the time they ran)"
+
+
+def live_off(session: Session) -> str:
+    """``%carbon live off``: no live pricer any more; returns the line to print.
+
+    Here rather than in :mod:`nbcarbon.live` for the same reason as :data:`LIVE_OFF_LINE`:
+    turning live data off, or saying it is off, must not import the network code.
+    """
+    session.settings = session.settings.with_changes(live=False)
+    session.pricer = None
+    return "live intensity off: cells are priced with the bundled annual figure"
 
 
 def region_brief(r: PricedRegion) -> str:
@@ -41,6 +57,9 @@ def meter_lines(session: Session) -> list[str]:
     if not found.meters:
         lines.append("  none")
     lines.extend(f"  note: {n}" for n in found.notes)
+    from .meters.platform_notes import platform_lines
+
+    lines.extend(f"  {line}" for line in platform_lines(found))
     return lines
 
 
@@ -51,12 +70,16 @@ def session_status(session: Session, auto: bool | None = None, probe_live: bool 
     status`` never waits on the network.
     """
     from . import __version__
-    from .live.commands import live_status_lines
 
     lines = [f"nbcarbon {__version__}", "meters:", *meter_lines(session)]
     lines.append(f"region: {region_brief(session.region)}; chosen by {session.region.chosen_by}")
     lines.append(f"PUE: {session.pue:g}")
-    lines.extend(live_status_lines(session, probe=probe_live))
+    if session.pricer is None:  # live off: said without importing nbcarbon.live (urllib, ssl...)
+        lines.append(LIVE_OFF_LINE)
+    else:
+        from .live.commands import live_status_lines
+
+        lines.extend(live_status_lines(session, probe=probe_live))
     sampler = session.sampler
     if sampler is not None:
         lines.append(f"sampler: every {sampler.period_s():g} s "
@@ -66,7 +89,34 @@ def session_status(session: Session, auto: bool | None = None, probe_live: bool 
                  f"{format_mass(t.co2e_g)} CO2e")
     if auto is not None:
         lines.append(f"auto: {'on' if auto else 'off'}")
+    # %carbon status lands in notebooks that get shared: it says whether, never where.
+    lines.append("history: off (NBCARBON_LEDGER=off)" if session.settings.ledger is None else
+                 "history: kept in the local ledger (`nbcarbon status` in a terminal shows where)")
     return "\n".join(lines)
+
+
+def ledger_line(path: Path | None) -> str:
+    """Where the history ledger is and what is there, for ``nbcarbon status`` (a terminal only).
+
+    Reads without writing: a file that is not nbcarbon's is named as such and left alone.
+    """
+    from .ledger import Ledger, LedgerError
+
+    if path is None:
+        return "history: off (NBCARBON_LEDGER=off)"
+    where = escape_controls(str(path))
+    try:
+        if not path.exists():
+            return f"history: {where} (not created yet: the first measured cell creates it)"
+        ledger = Ledger.open(path, create=False)
+        try:
+            return f"history: {where} ({ledger.count()} record(s))"
+        finally:
+            ledger.close()
+    except (LedgerError, OSError) as exc:
+        return f"history: {where} (cannot be used: {exc})"
+    except Exception as exc:  # noqa: BLE001 - sqlite3.DatabaseError and kin: status must still print
+        return f"history: {where} (cannot be read: {type(exc).__name__}: {exc})"
 
 
 def machine_status(settings: Settings, environ: Mapping[str, str]) -> str:
@@ -74,7 +124,9 @@ def machine_status(settings: Settings, environ: Mapping[str, str]) -> str:
     session = Session(settings, environ)
     try:
         session.start()
-        lines = session_status(session, probe_live=True).splitlines()
-        return "\n".join(line for line in lines if not line.startswith("session:"))
+        lines = [ledger_line(settings.ledger) if line.startswith("history:") else line
+                 for line in session_status(session, probe_live=True).splitlines()
+                 if not line.startswith("session:")]
+        return "\n".join(lines)
     finally:
         session.close()

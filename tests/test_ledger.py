@@ -124,16 +124,18 @@ def test_writer_commits_promptly_and_stops_its_thread(tmp_path: Path) -> None:
 
 
 def test_corrupt_file_is_moved_aside_with_one_warning(tmp_path: Path) -> None:
+    from tests.reliability.test_ledger_ownership import corrupt_marked_ledger
+
     path = tmp_path / "ledger.sqlite3"
-    path.write_bytes(b"this is not a database, " * 200)
+    corrupt_marked_ledger(path)  # only a ledger nbcarbon made is ever moved aside
     notes: list[str] = []
     writer = LedgerWriter(path, notify=notes.append)
     writer.submit([Entry(footprint(1), "magic", None)])
     writer.submit([Entry(footprint(2), "magic", None)])
     writer.close()
-    assert len(notes) == 1 and "moved it to ledger.sqlite3.corrupt-" in notes[0]
+    assert len(notes) == 1 and "moved it aside" in notes[0]
     (aside,) = tmp_path.glob("ledger.sqlite3.corrupt-*")
-    assert aside.read_bytes().startswith(b"this is not a database")
+    assert aside.read_bytes().startswith(b"SQLite format 3")
     assert [r["id"] for r in rows_of(path)] == [footprint(1).id, footprint(2).id]
 
 
@@ -152,6 +154,7 @@ def test_unwritable_place_is_one_warning_and_never_raises(tmp_path: Path) -> Non
 
 def test_a_newer_schema_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
+    Ledger.open(path).close()  # a ledger nbcarbon made (marked), later written by a newer nbcarbon
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()

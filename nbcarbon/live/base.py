@@ -8,7 +8,11 @@ record warnings and ledger rows.
 
 HTTP goes through :mod:`urllib.request` (so the usual ``https_proxy`` variables apply) on a
 worker thread: the caller waits at most ``timeout_s`` in total, however the server behaves, and the
-worker gives up reading at the same deadline. Nothing here touches the network at import.
+worker gives up reading at the same deadline. A provider's :attr:`Provider.deadline` bounds all the
+requests of one call together (the service sets it), so a provider that asks twice (measured, then
+forecast) cannot double the wait. Redirects are never followed: a 3xx is an error, so a header
+(Electricity Maps' ``auth-token``) only ever goes to the provider's own origin. Nothing here
+touches the network at import.
 """
 
 from __future__ import annotations
@@ -81,6 +85,11 @@ class Provider(ABC):
     source: str = ""
     basis: str = "unstated"
     has_forecast: bool = False
+    #: A :func:`time.monotonic` instant after which no request of this object is waited for: every
+    #: request gets ``min(timeout_s, what is left)``. ``None`` (a provider used on its own) gives
+    #: each request its own ``timeout_s``; :class:`~nbcarbon.live.service.LiveService` sets it on a
+    #: per-call copy, so one cell's requests share one budget however many a provider makes.
+    deadline: float | None = None
 
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -111,7 +120,8 @@ class Provider(ABC):
     def get_json(self, path: str, params: Mapping[str, str] | None = None,
                  headers: Mapping[str, str] | None = None, secrets: Sequence[str] = ()) -> Any:
         """GET ``base_url + path`` and decode JSON, within ``timeout_s``, errors as :class:`LiveError`."""
-        return fetch_json(self.title, self.base_url + path, params, headers, self.timeout_s, secrets)
+        return fetch_json(self.title, self.base_url + path, params, headers, self.timeout_s, secrets,
+                          deadline=self.deadline)
 
 
 # ------------------------------------------------------------------------------------- time
@@ -202,11 +212,27 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Turns every redirect into the HTTP error it is for an API call.
+
+    urllib's own handler follows a 3xx to any host and copies the request's headers, so a provider
+    (or whoever answers in its name) could send Electricity Maps' ``auth-token`` to another origin.
+    The documented endpoints never redirect, so none is followed, same origin or not.
+    """
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> None:
+        return None  # urllib then raises HTTPError(code), reported as an ``http`` failure
+
+
 def _get(url: str, headers: Mapping[str, str], deadline: float, result: dict[str, Any]) -> None:
     """Worker: fetch into ``result`` ("body" or "error"); stops reading at ``deadline``."""
     try:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **headers})
-        with urllib.request.urlopen(request, timeout=max(0.01, deadline - time.monotonic())) as resp:
+        # A fresh opener per request: the default handlers (proxies from the environment, HTTPS)
+        # but our redirect handler in place of urllib's, which would follow a 3xx anywhere.
+        opener = urllib.request.build_opener(_NoRedirects())
+        with opener.open(request, timeout=max(0.01, deadline - time.monotonic())) as resp:
             chunks: list[bytes] = []
             size = 0
             while True:
@@ -225,20 +251,27 @@ def _get(url: str, headers: Mapping[str, str], deadline: float, result: dict[str
 
 
 def fetch_json(provider: str, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None,
-               timeout_s: float, secrets: Sequence[str] = ()) -> Any:
-    """One GET returning decoded JSON, or :class:`LiveError`; never waits much longer than ``timeout_s``.
+               timeout_s: float, secrets: Sequence[str] = (), deadline: float | None = None) -> Any:
+    """One GET returning decoded JSON, or :class:`LiveError`; never waits much longer than ``timeout_s``,
+    nor past ``deadline`` (:func:`time.monotonic`) when one is given.
 
-    ``secrets`` (tokens) are removed from every message, as defence in depth: no message is built
-    from the URL, but an exception's text might echo a header.
+    ``deadline`` is what lets several requests share one budget: a request started with 0.3 s left
+    gets 0.3 s, and one started after it sends nothing. ``secrets`` (tokens) are removed from every
+    message, as defence in depth: no message is built from the URL, but an exception's text might
+    echo a header.
     """
     if params:
         url = f"{url}?{urllib.parse.urlencode(params)}"
+    own = time.monotonic() + timeout_s
+    deadline = own if deadline is None else min(own, deadline)
+    wait_s = deadline - time.monotonic()
+    if wait_s <= 0:  # the call's budget went on earlier requests: do not start another
+        raise LiveError(provider, "timeout", f"no complete answer within {timeout_s:g} s")
     result: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout_s
     worker = threading.Thread(target=_get, args=(url, dict(headers or {}), deadline, result),
                               name="nbcarbon-live-http", daemon=True)
     worker.start()
-    worker.join(timeout_s + 0.05)
+    worker.join(wait_s + 0.05)
     if worker.is_alive() or "error" not in result and "body" not in result:
         raise LiveError(provider, "timeout", f"no complete answer within {timeout_s:g} s")
     error = result.get("error")
@@ -257,6 +290,9 @@ def fetch_json(provider: str, url: str, params: Mapping[str, str] | None, header
 def _translate(provider: str, exc: BaseException, timeout_s: float, secrets: Sequence[str]) -> LiveError:
     if isinstance(exc, urllib.error.HTTPError):
         code = exc.code
+        if 300 <= code < 400:  # never followed; where it pointed is not repeated (it may carry anything)
+            return LiveError(provider, "http", f"HTTP {code}: the provider redirected, and redirects "
+                                               "are not followed")
         if code == 429:
             return LiveError(provider, "rate-limited", "rate-limited (HTTP 429); trying again later",
                              _retry_after(exc.headers))

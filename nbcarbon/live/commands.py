@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from .. import intensity
+from ..status import LIVE_OFF_LINE, live_off
 from .base import IntensityInterval, LiveError, Provider
 from .forecast import GreenWindow
 from .forecast import greenest_window as _greenest
@@ -41,10 +42,9 @@ def set_live(session: "Session", on: bool, base_urls: Mapping[str, str] | None =
     """``%carbon live on|off``: install or remove the live pricer; returns the line to print."""
     from . import make_pricer
 
-    session.settings = session.settings.with_changes(live=on)
     if not on:
-        session.pricer = None
-        return "live intensity off: cells are priced with the bundled annual figure"
+        return live_off(session)
+    session.settings = session.settings.with_changes(live=True)
     if not isinstance(session.pricer, LivePricer) or base_urls is not None:
         session.pricer = make_pricer(session.settings, session.add_notice, base_urls)
     assert isinstance(session.pricer, LivePricer)
@@ -78,7 +78,7 @@ def live_status_lines(session: "Session", probe: bool = False) -> list[str]:
     """
     pricer = session.pricer
     if not isinstance(pricer, LivePricer):
-        return ["live: off (%carbon live on, or NBCARBON_LIVE=1, prices cells at the time they ran)"]
+        return [LIVE_OFF_LINE]
     service = pricer.service
     code = session.region.code
     lines = [f"live: on, {_describe(service, code)}"]

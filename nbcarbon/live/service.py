@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -74,7 +75,10 @@ class LiveService:
 
     def intervals(self, region_code: str, start: datetime, end: datetime,
                   timeout_s: float | None = None) -> tuple[Provider, list[IntensityInterval]]:
-        """Intervals covering ``[start, end]`` from the region's provider (whole hours, cached)."""
+        """Intervals covering ``[start, end]`` from the region's provider (whole hours, cached).
+
+        ``timeout_s`` (the provider's own when ``None``) bounds the whole call, all requests together.
+        """
         provider = self._provider(region_code)
         first, last = floor_hour(utc(start)), floor_hour(utc(end)) + timedelta(hours=1)
         settled = last < self.now() - SETTLED_AFTER
@@ -110,10 +114,14 @@ class LiveService:
             if entry.error is not None:
                 raise entry.error
             return list(entry.value)
-        p = provider
-        if timeout_s is not None and timeout_s != provider.timeout_s:
-            p = copy.copy(provider)
+        # One budget for the whole call, on a copy (calls from other threads keep theirs): a
+        # provider that asks twice (measured, then forecast) shares it, so a cell priced with
+        # ``timeout_s=2`` waits at most 2 s in all, not 2 s per request.
+        p = copy.copy(provider)
+        if timeout_s is not None:
             p.timeout_s = timeout_s
+        budget_end = time.monotonic() + p.timeout_s
+        p.deadline = budget_end if provider.deadline is None else min(provider.deadline, budget_end)
         try:
             series = fetch(p)
             _check(provider, series)

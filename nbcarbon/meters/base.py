@@ -13,6 +13,8 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
+#: The Apple Neural Engine is a "gpu" (an accelerator) with device "ane": a new component would
+#: break records read by older nbcarbon versions and the JupyterLab extension (schema 1).
 COMPONENTS = ("cpu", "dram", "gpu", "memory")
 
 #: How each method obtains its number; the readout and the record say this, never hide it.
@@ -20,6 +22,10 @@ METHOD_KIND = {
     "rapl-counter": "measured",
     "nvml-counter": "measured",
     "nvml-power": "sampled",
+    "amdsmi-counter": "measured",
+    "amdsmi-power": "sampled",
+    "amd-energy-counter": "measured",
+    "ioreport-counter": "measured",
     "cpu-time-model": "estimated",
     "memory-model": "estimated",
 }

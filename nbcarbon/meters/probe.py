@@ -2,16 +2,26 @@
 
 Why one function: the magics and the CLI must agree on what is measured and how, and a person
 must learn once, in plain words, what is estimated instead of measured and how to fix it. The
-order is fixed: RAPL package zones (cpu), RAPL DRAM zones (dram), the CPU-time model where no
-package is readable, the memory model where no DRAM zone is, then NVIDIA GPUs.
+order is fixed:
 
-This module imports no hardware library at module level (psutil and pynvml are imported when
-:func:`probe` runs), so ``import nbcarbon.meters`` stays cheap.
+- cpu: RAPL package zones (Intel, and AMD Zen through the same powercap driver), else AMD's
+  ``amd_energy`` hwmon sockets, else Apple Silicon's IOReport CPU channel, else the CPU-time model;
+- dram: RAPL DRAM zones (Intel only), else IOReport's DRAM channel, else the memory model;
+- gpu: NVIDIA GPUs (NVML), then AMD GPUs (AMD SMI), then the Apple GPU and Neural Engine.
+
+One source per component and device: a socket measured by RAPL is never also read through
+``amd_energy``, and models run only where no counter covers their component.
+
+This module imports no hardware library at module level (psutil, pynvml, amdsmi and
+zeus_apple_silicon are imported when :func:`probe` runs, and only where they can apply), so
+``import nbcarbon.meters`` stays cheap.
 """
 
 from __future__ import annotations
 
 import os
+import platform as _platform
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +32,16 @@ from nbcarbon.meters.base import Meter
 
 @dataclass
 class ProbeResult:
-    """The meters to sample, and one-line notes on what is not measured and why."""
+    """The meters to sample, and one-line notes on what is not measured and why.
+
+    ``platform`` (``sys.platform``) and ``machine`` (``platform.machine()``) say where the probe
+    ran, so :func:`nbcarbon.meters.platform_notes.platform_lines` can tell what could be enabled.
+    """
 
     meters: list[Meter] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    platform: str = ""
+    machine: str = ""
 
 
 def probe(
@@ -34,28 +50,76 @@ def probe(
     pid: int | None = None,
     use_gpu: bool = True,
     cpuinfo_path: Path = Path("/proc/cpuinfo"),
+    *,
+    amdsmi: Any = None,
+    apple: Any = None,
+    hwmon_root: Path = Path("/sys/class/hwmon"),
+    drm_root: Path = Path("/sys/class/drm"),
+    proc: Path = Path("/proc"),
+    platform: str | None = None,
+    machine: str | None = None,
 ) -> ProbeResult:
     """Opens every meter this machine supports; never raises for missing hardware.
 
-    ``powercap_root`` is normally ``/sys/class/powercap``; ``nvml`` is the NVML module (None
-    imports ``pynvml``); ``pid`` is the process whose tree the models follow (default: this one).
+    ``powercap_root`` is normally ``/sys/class/powercap``; ``nvml``, ``amdsmi`` and ``apple`` are
+    the NVML, AMD SMI and zeus_apple_silicon modules (None imports each where it can apply: NVML
+    off macOS, AMD SMI on Linux with an AMD GPU listed under ``drm_root``, IOReport on Apple
+    Silicon Macs; a module passed in is always used, which is how tests fake hardware).
+    ``hwmon_root`` is where ``amd_energy`` is looked for; ``proc`` is where the process-tree models
+    look for ``/proc`` (where it is missing they work through psutil alone). ``pid`` is the
+    process whose tree the models follow (default: this one). ``platform`` and ``machine``
+    default to ``sys.platform`` and ``platform.machine()``.
     """
+    from nbcarbon.meters.hwmon import open_amd_energy
     from nbcarbon.meters.rapl import open_rapl
 
     pid = os.getpid() if pid is None else pid
-    result = ProbeResult()
+    system = sys.platform if platform is None else platform
+    arch = _platform.machine() if machine is None else machine
+    result = ProbeResult(platform=system, machine=arch)
     rapl_meters, rapl_notes = open_rapl(powercap_root)
     result.notes.extend(rapl_notes)
-    cpu = [m for m in rapl_meters if m.channel.component == "cpu"]
-    dram = [m for m in rapl_meters if m.channel.component == "dram"]
-    result.meters.extend(cpu)
-    result.meters.extend(dram)
+    cpu: list[Meter] = [m for m in rapl_meters if m.channel.component == "cpu"]
+    dram: list[Meter] = [m for m in rapl_meters if m.channel.component == "dram"]
     if any(note.startswith("RAPL counters exist") for note in rapl_notes):
         why_cpu = "RAPL counters readable only by root"
     elif rapl_notes:
         why_cpu = "RAPL counters could not be read"
-    else:
+    elif system == "darwin":
+        why_cpu = "no energy counter read on this Mac"
+    elif system.startswith("linux"):
         why_cpu = f"no RAPL counters under {powercap_root}"
+    else:
+        why_cpu = f"no energy counter is read on {'Windows' if system == 'win32' else system}"
+    why_dram = "no RAPL DRAM counter on this CPU"
+
+    if not cpu:  # AMD CPUs without the powercap zones: the amd_energy driver's sockets
+        hwmon_meters, hwmon_notes = open_amd_energy(hwmon_root)
+        cpu.extend(hwmon_meters)
+        result.notes.extend(hwmon_notes)
+        if hwmon_meters:
+            why_dram = "AMD CPUs have no DRAM energy counter"
+            # The sockets are measured: how to open RAPL to this user is no longer news.
+            result.notes = [n for n in result.notes if not n.startswith("RAPL counters exist")]
+        elif any(note.startswith("amd_energy counters exist") for note in hwmon_notes):
+            why_cpu = "RAPL and amd_energy counters readable only by root"
+
+    apple_meters: list[Meter] = []
+    if apple is not None or system == "darwin":
+        apple_meters, apple_notes = _open_apple(apple, use_gpu, arch)
+        result.notes.extend(apple_notes)
+        if apple_notes and not apple_meters:
+            why_cpu = "IOReport counters not read"
+    for meter in apple_meters:
+        component = meter.channel.component
+        if component == "cpu" and not cpu:
+            cpu.append(meter)
+        elif component == "dram" and not dram:
+            dram.append(meter)
+    if any(m.channel.method == "ioreport-counter" for m in cpu) and not dram:
+        why_dram = "IOReport has no DRAM channel on this chip"
+    result.meters.extend(cpu)
+    result.meters.extend(dram)
 
     tree = None  # one list of child processes, shared by the two models
     if not cpu or not dram:
@@ -64,7 +128,7 @@ def probe(
         from nbcarbon.meters.cputime import ChildProcesses
 
         try:
-            tree = ChildProcesses(pid)
+            tree = ChildProcesses(pid, proc=proc)
             tree.refresh()
         except psutil.NoSuchProcess:
             tree = None  # each meter then reports the missing process itself
@@ -85,7 +149,8 @@ def probe(
     if not dram:
         from nbcarbon.meters.memory import DEFAULT_WATTS_PER_GB, MemoryModelMeter
 
-        why_dram = "no RAPL DRAM counter on this CPU" if cpu else why_cpu
+        if not cpu:
+            why_dram = why_cpu
         try:
             # One line per record is enough for what the shared tree misses.
             states = not any(m.channel.method == "cpu-time-model" for m in result.meters)
@@ -98,9 +163,32 @@ def probe(
             result.notes.append(f"memory energy not measured: {err}")
 
     if use_gpu:
+        from nbcarbon.meters.amdgpu import open_amd_gpus
         from nbcarbon.meters.nvml import open_gpus
 
-        gpu_meters, gpu_notes = open_gpus(nvml)
-        result.meters.extend(gpu_meters)
-        result.notes.extend(gpu_notes)
+        gpus: list[Meter] = []
+        if nvml is not None or system != "darwin":  # NVIDIA has no macOS driver since 10.13
+            nvidia, nvidia_notes = open_gpus(nvml)
+            gpus.extend(nvidia)
+            result.notes.extend(nvidia_notes)
+        if amdsmi is not None or system.startswith("linux"):
+            amd, amd_notes = open_amd_gpus(amdsmi, first_index=len(gpus), drm_root=drm_root)
+            gpus.extend(amd)
+            result.notes.extend(amd_notes)
+        gpus.extend(m for m in apple_meters if m.channel.component == "gpu")
+        result.meters.extend(gpus)
+    for meter in apple_meters:
+        if meter not in result.meters:
+            meter.close()  # a component another counter already measures
     return result
+
+
+def _open_apple(apple: Any, use_gpu: bool, machine: str) -> tuple[list[Meter], list[str]]:
+    """IOReport's meters on a Mac. The library is suggested only to Apple Silicon (arm64): an
+    Intel Mac has no IOReport energy channels (and no counter readable without sudo)."""
+    from nbcarbon.meters.apple import NO_LIBRARY_NOTE, open_apple
+
+    meters, notes = open_apple(apple, use_gpu=use_gpu)
+    if notes == [NO_LIBRARY_NOTE] and machine != "arm64":
+        notes = []
+    return list(meters), notes

@@ -101,12 +101,20 @@ def _log_artefacts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_notebook(cells: list[str], env: dict[str, str], **kwargs: Any) -> Any:
-    """:func:`tests.conftest.run_cells`, remembering every nbcarbon output of the notebook."""
+    """:func:`tests.conftest.run_cells`, remembering every output of the saved notebook.
+
+    Every output, not only nbcarbon's readouts: a notice on a cell's stderr (the ledger's, a
+    meter's) is saved in the notebook and shared with it just the same.
+    """
     nb = run_cells(cells, env, **kwargs)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if "nbcarbon" in output.get("metadata", {}):
                 remember("notebook output", [output.get("data"), output["metadata"]])
+            else:
+                kind = output.get("output_type", "?")
+                remember(f"notebook {'stream' if kind == 'stream' else 'other output'}",
+                         {k: v for k, v in output.items() if k != "execution_count"})
     return nb
 
 

@@ -37,8 +37,10 @@ def cells_with_ledger(make_shell, monkeypatch, path: Path, capsys) -> tuple[obje
 
 
 def test_corrupt_ledger_in_a_notebook_session(tmp_path: Path, make_shell, monkeypatch, capsys) -> None:
+    from tests.reliability.test_ledger_ownership import corrupt_marked_ledger
+
     path = tmp_path / "ledger.sqlite3"
-    path.write_bytes(b"this is not a database" * 100)
+    corrupt_marked_ledger(path)  # a ledger nbcarbon made, damaged (any other file is left alone)
     monkeypatch.setenv("NBCARBON_LEDGER", str(path))
     nbcarbon.api.close_default_session()
     ip, err = cells_with_ledger(make_shell, monkeypatch, path, capsys)
