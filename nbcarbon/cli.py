@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pue", type=str, help="PUE, 1.0 to 3.0")
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
     run.add_argument("--kernel", default=None, help="kernel name (default: the notebook's)")
+    run.add_argument("--allow-errors", action="store_true",
+                     help="run every cell even when some fail (as nbconvert --allow-errors); the "
+                          "failing cells are listed and the exit status is 0. A cell tagged "
+                          "raises-exception may always fail")
 
     rep = sub.add_parser("report", help="report the footprints saved in notebooks")
     rep.add_argument("notebooks", type=Path, nargs="+")
@@ -168,17 +172,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = run_notebook(args.notebook, output, region=args.region, pue=pue,
                               timeout_s=args.timeout, kernel_name=args.kernel,
-                              progress=terminal_progress())
+                              allow_errors=args.allow_errors, progress=terminal_progress())
     except NotebookError as exc:
         return _fail(str(exc))
     except (RuntimeError, OSError, ValueError, NoSuchKernel) as exc:  # a kernel without nbcarbon
         return _fail(f"could not run {args.notebook}: {exc}")
     _say(report.render(report.rows(args.notebook.name, result.records), "table"))
+    raised = [e for e in result.errors if e.index != result.failed_cell]
+    if raised:
+        _say("cells that raised (the run went on):")
+        for e in raised:
+            why = "tagged raises-exception" if e.expected else "--allow-errors"
+            _say(f"  {e.describe(result.code_cells)} [{why}]")
     _say(f"wrote {output}")
     failure = result.failure()
     if failure is not None:
+        later = (f"; the {result.not_run} cell(s) after it were not run (marked so in {output})"
+                 if result.not_run else "")
         return _fail(f"{args.notebook.name}: {failure}; {output} has the records of every cell run, "
-                     "this one included")
+                     f"this one included{later}. --allow-errors runs every cell")
     return 0
 
 

@@ -109,7 +109,7 @@ class CarbonMagics(Magics):
             else:
                 print(f"nbcarbon: PUE {session.pue:g}; {len(changed)} readout(s) re-priced")
         elif command == "dashboard" and not rest:
-            display(self.ext.open_dashboard().widget)
+            display(self.ext.open_dashboard())  # the widget, with a static fallback
         elif command == "summary" and not rest:
             self.ext.show_summary()
         elif command == "live" and rest == ["off"]:

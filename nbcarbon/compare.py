@@ -182,15 +182,18 @@ def compare_figure(rows: Sequence[CompareRow]) -> "Figure":
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2.5), 4.0), layout="constrained")
     plt.close(fig)
     x = range(len(rows))
-    heights = [r.co2e_g for r in rows]
+    # The axis in the unit the bar labels use (format_mass: mg below 1 g, kg from 1000 g).
+    top = max(r.co2e_g for r in rows)
+    unit, scale = ("mg", 1e3) if top < 1.0 else ("kg", 1e-3) if top >= 1000.0 else ("g", 1.0)
+    heights = [r.co2e_g * scale for r in rows]
     ax.bar(x, heights, color="#3a7d44", width=0.6)
     for i, r in enumerate(rows):
-        ax.annotate(f"{format_mass(r.co2e_g)}\n{_ratio(r)}", (i, r.co2e_g), ha="center",
+        ax.annotate(f"{heights[i]:.3g} {unit}\n{_ratio(r)}", (i, heights[i]), ha="center",
                     va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(list(x), [f"{r.code}\n{r.g_per_kwh:.4g} g/kWh" for r in rows], fontsize=8)
     ax.set_ylim(0, max(heights) * 1.25 or 1.0)
     ax.set_xlabel("region (grid carbon intensity)")
-    ax.set_ylabel("g CO2e")
+    ax.set_ylabel(f"{unit} CO2e")
     bases = sorted({r.basis for r in rows})
     caveat = f"\n(bases differ: {', '.join(bases)}; not strictly comparable)" if len(bases) > 1 else ""
     ax.set_title(f"nbcarbon: the same {format_energy(rows[0].energy_j)} priced by region{caveat}",

@@ -297,8 +297,10 @@ def lookup(code: str) -> Region:
 def search(text: str = "") -> list[Region]:
     """Regions whose code, name or an alias contains ``text`` (normalised); ``""`` gives all.
 
-    Exact matches come first, then those starting with the text, then the rest, each group
-    in listing order, so ``search("se")`` starts with Sweden rather than Senegal.
+    Exact matches come first, then those starting with the text, then those with a word of
+    their code or name starting with it, then the rest (text inside a word), each group in
+    listing order: ``search("se")`` starts with Sweden rather than Senegal, and ``search("swe")``
+    lists ``azure:swedencentral`` before the ``us-west`` regions (``uswest`` only contains it).
     """
     if not text.strip():
         return all_regions()
@@ -314,7 +316,8 @@ def search(text: str = "") -> list[Region]:
         elif any(k.startswith(key) for k in keys):
             rank = 1
         elif any(key in k for k in keys):
-            rank = 2
+            words = re.split(r"[^0-9a-z]+", f"{region.code} {region.name}".casefold())
+            rank = 2 if any(normalise(w).startswith(key) for w in words if w) else 3
         else:
             continue
         ranked.append((rank, position, region))

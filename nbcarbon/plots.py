@@ -114,9 +114,15 @@ def timeline_figure(
     *,
     wall_minus_monotonic_s: float | None = None,
 ) -> "Figure":
-    """Power over time per component (sampled by the session's sampler), cells shaded.
+    """Power over time per component, as sampled, and each cell's mean power from its record.
 
-    The timeline is on the monotonic clock and records carry wall-clock start times;
+    Honest about what was measured where: each sampler point is the mean power since the point
+    before it, so it is drawn as a step over exactly that interval, with a tick where the read
+    happened; the first point (its interval began before the kept timeline) is only the start.
+    Nothing is drawn or shaded outside the sampled span. A step that straddles a cell's end
+    mixes the cell and what came after; the cell's own mean power (energy over duration, from
+    the counters read at its boundaries) is drawn over exactly the cell, so the two can be told
+    apart. The timeline is on the monotonic clock and records carry wall-clock start times;
     ``wall_minus_monotonic_s`` maps one to the other (default: measured now).
     """
     import matplotlib.pyplot as plt
@@ -125,38 +131,51 @@ def timeline_figure(
     plt.close(fig)
     ax.set_xlabel("time since first sample (s)")
     ax.set_ylabel("power (W)")
-    ax.set_title("nbcarbon: power over time (mean between sampler reads), measured cells shaded",
-                 fontsize=10)
+    ax.set_title("nbcarbon: sampled power (mean between reads, ticks at reads); "
+                 "black: each cell's mean from its record", fontsize=10)
     points = list(timeline)
-    if not points:
+    if len(points) < 2:
         ax.text(0.5, 0.5, "no samples yet", ha="center", va="center", transform=ax.transAxes)
         return fig
     t0 = points[0].t_s
     ts = [p.t_s - t0 for p in points]
     methods = _methods_by_component([(ch.component, ch.method) for ch in channels])
+    top_w = 0.0
     for component in ORDER:
         idx = [i for i, ch in enumerate(channels) if ch.component == component]
         if not idx:
             continue
-        ys = []
-        for p in points:
+        ys = [float("nan")]  # the first point only starts the first interval
+        for p in points[1:]:
             values = [p.power_w[i] for i in idx if i < len(p.power_w) and p.power_w[i] is not None]
             ys.append(sum(values) if values else float("nan"))
+        top_w = max([top_w, *(y for y in ys if y == y)])
         ax.plot(ts, ys, color=COLOURS[component], lw=1.4, drawstyle="steps-pre",
                 label=f"{component} ({methods[component]})")
+        ax.plot(ts[1:], ys[1:], ls="none", marker="|", ms=6, color=COLOURS[component])
     offset = (time.time() - time.monotonic()) if wall_minus_monotonic_s is None \
         else wall_minus_monotonic_s
+    labelled = False
     for n, fp in enumerate(top_level(records)):
         start = _epoch_s(fp.started_at) - offset - t0
         end = start + fp.duration_s
-        if end < 0 or start > ts[-1]:
+        if end <= 0 or start >= ts[-1]:
             continue  # before the kept timeline or after its last point
-        ax.axvspan(start, end, color="#888888", alpha=0.15 if n % 2 else 0.25, lw=0)
-        ax.axvline(start, color="#555555", lw=0.8, ls="--")
-        ax.annotate(cell_name(fp), (start, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+        shown_start, shown_end = max(start, 0.0), min(end, ts[-1])
+        ax.axvspan(shown_start, shown_end, color="#888888", alpha=0.12 if n % 2 else 0.2, lw=0)
+        if fp.duration_s > 0:
+            mean_w = fp.energy_j / fp.duration_s
+            top_w = max(top_w, mean_w)
+            ax.plot([shown_start, shown_end], [mean_w, mean_w], color="black", lw=1.0,
+                    label=None if labelled else "cell mean power (its record)")
+            labelled = True
+        if start >= 0:
+            ax.axvline(start, color="#555555", lw=0.8, ls="--")
+        ax.annotate(cell_name(fp), (shown_start, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
                     rotation=90, va="top", ha="right", xytext=(-1, -2), textcoords="offset points",
                     parse_math=False)  # a label is shown as written, never typeset as mathtext
-    ax.set_ylim(bottom=0)
+    ax.set_xlim(0.0, ts[-1])  # only where something was measured
+    ax.set_ylim(0.0, top_w * 1.15 or 1.0)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over the trace
     ax.grid(alpha=0.3)
     return fig

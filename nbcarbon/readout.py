@@ -159,13 +159,17 @@ def _title(fp: Footprint) -> str:
     return f"{who}{status}"
 
 
-def one_line(fp: Footprint) -> str:
-    """The compact readout used by auto mode and ``--quiet``."""
+def one_line(fp: Footprint, brief: bool = False) -> str:
+    """The compact readout used by auto mode and ``--quiet``.
+
+    ``brief`` leaves out the region and methods: ``nbcarbon run`` uses it when they are the same
+    for every cell, and its summary says them once.
+    """
     status = "" if fp.status == "ok" else f" · {fp.status}"
     warn = f" · {len(fp.warnings)} warning(s)" if fp.warnings else ""
+    where = "" if brief else f" · {fp.region.code} · {how_obtained(fp.components)}"
     return (f"nbcarbon: {format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e · "
-            f"{format_duration(fp.duration_s)}{status} · {fp.region.code} · "
-            f"{how_obtained(fp.components)}{warn}")
+            f"{format_duration(fp.duration_s)}{status}{where}{warn}")
 
 
 def text(fp: Footprint) -> str:
@@ -181,32 +185,48 @@ def text(fp: Footprint) -> str:
     return "\n".join(lines)
 
 
-def html(fp: Footprint, compact: bool = False) -> str:
+#: Inline styles that undo what notebook front ends do to every table they render: JupyterLab
+#: and Notebook 7 right-align cells, pad them 0.5em, shade odd rows, centre the table and set
+#: the UI font size; nbconvert's classic template does much the same. Inline styles win over
+#: those stylesheets (none uses !important), so the readout looks the same everywhere.
+TABLE_STYLE = ("border-collapse:collapse;border:none;margin:2px 0;font-size:inherit;"
+               "color:inherit;table-layout:auto")
+ROW_STYLE = "background:none;border:none"
+_TD = "padding:0 10px 0 0;border:none;line-height:inherit;text-align:"
+
+
+def td(value: str, align: str = "left", tag: str = "td", extra: str = "") -> str:
+    """One escaped table cell with the inline styles above (``align``: left or right)."""
+    return f'<{tag} style="{_TD}{align}{extra}">{escape(value)}</{tag}>'
+
+
+def html(fp: Footprint, compact: bool = False, brief: bool = False) -> str:
     """Script-free HTML; every value escaped."""
     if compact:
-        return f'<div style="{_BOX}">{escape(one_line(fp))}</div>'
+        return f'<div style="{_BOX}">{escape(one_line(fp, brief))}</div>'
     rows = []
     for c in fp.components:
         share = c.energy_j / fp.energy_j * 100 if fp.energy_j > 0 else 0.0
-        rows.append(
-            "<tr>" + "".join(f'<td style="padding:0 8px 0 0">{escape(v)}</td>' for v in (
-                c.component, c.device, format_energy(c.energy_j), f"{share:.1f}%",
-                f"{c.mean_power_w:.3g} W", f"{c.kind}: {METHOD_LABEL.get(c.method, c.method)}",
-            )) + "</tr>")
+        cells = (c.component, c.device, format_energy(c.energy_j), f"{share:.1f}%",
+                 f"{c.mean_power_w:.3g} W", f"{c.kind}: {METHOD_LABEL.get(c.method, c.method)}")
+        rows.append(f'<tr style="{ROW_STYLE}">' + "".join(
+            td(v, "right" if 2 <= i <= 4 else "left") for i, v in enumerate(cells)) + "</tr>")
     warnings = "".join(f'<div style="color:#b35900">⚠ {escape(w)}</div>' for w in fp.warnings)
     return (
         f'<div style="{_BOX}">'
         f"<div><b>{escape(format_energy(fp.energy_j))}</b> · <b>{escape(format_mass(fp.co2e_g))}"
         f" CO2e</b> · {escape(format_duration(fp.duration_s))} · {escape(_title(fp))}</div>"
-        f'<table style="border-collapse:collapse;margin:2px 0">{"".join(rows)}</table>'
+        f'<table style="{TABLE_STYLE}">{"".join(rows)}</table>'
         f"<div>region {escape(_region_line(fp))}</div>{warnings}</div>"
     )
 
 
-def mimebundle(fp: Footprint, compact: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
-    """``(data, metadata)`` for a ``display_data`` output carrying the record."""
+def mimebundle(fp: Footprint, compact: bool = False,
+               brief: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(data, metadata)`` for a ``display_data`` output carrying the record
+    (``brief``: the compact line without region and methods, see :func:`one_line`)."""
     data = {
-        "text/plain": one_line(fp) if compact else text(fp),
-        "text/html": html(fp, compact),
+        "text/plain": one_line(fp, brief) if compact else text(fp),
+        "text/html": html(fp, compact, brief),
     }
     return data, {METADATA_KEY: fp.to_dict()}

@@ -119,14 +119,43 @@ def render(rs: Sequence[Row], fmt: str = "table") -> str:
     if fmt == "csv":
         return csv_text(rs, Row, ["TOTAL", "", "", total["duration_s"], total["energy_j"],
                                   total["co2e_g"], "", "", "", "", "", "", ""])
-    head = ["notebook", "cell", "status", "duration", "energy", "CO2e", "region", "method"]
-    # JSON and CSV carry labels as given; the tables show them on one line, shortened.
-    body = [[shown_label(r.notebook), _cell_shown(r), r.status, format_duration(r.duration_s),
-             format_energy(r.energy_j), format_mass(r.co2e_g),
-             f"{r.region} {r.g_per_kwh:.4g} g/kWh", r.method] for r in rs]
-    foot = ["total", f"{total['cells']} cells", "", format_duration(total["duration_s"]),
-            format_energy(total["energy_j"]), format_mass(total["co2e_g"]), "", ""]
-    return _markdown(head, body, foot) if fmt == "markdown" else _text(head, body, foot)
+    return _table(rs, total, fmt)
+
+
+def _table(rs: Sequence[Row], total: dict[str, float], fmt: str) -> str:
+    """The human table: each notebook named once, region and method as columns only where they vary.
+
+    Why: a reader wants the per-cell numbers side by side; the notebook's name, the region and the
+    method repeated on every row made 190-character lines that wrap in any terminal.
+    """
+    notebooks = list(dict.fromkeys(r.notebook for r in rs))
+    pricing = {f"{r.region} {r.g_per_kwh:.4g} g/kWh · PUE {r.pue:g}" for r in rs}
+    methods = {r.method for r in rs}
+    name_column = fmt == "markdown" or len(notebooks) > 1
+    head = (["notebook"] if name_column else []) + ["cell", "status", "duration", "energy", "CO2e"]
+    head += (["region"] if len(pricing) > 1 else []) + (["method"] if len(methods) > 1 else [])
+    body = []
+    previous = None
+    for r in rs:
+        # JSON and CSV carry labels as given; the tables show them on one line, shortened.
+        row = ([shown_label(r.notebook) if r.notebook != previous else ""] if name_column else [])
+        previous = r.notebook
+        row += [_cell_shown(r), r.status, format_duration(r.duration_s),
+                format_energy(r.energy_j), format_mass(r.co2e_g)]
+        row += ([f"{r.region} {r.g_per_kwh:.4g} g/kWh · PUE {r.pue:g}"] if len(pricing) > 1 else [])
+        row += [r.method] if len(methods) > 1 else []
+        body.append(row)
+    foot = (["total"] if name_column else []) + [
+        ("" if name_column else "total ") + f"{total['cells']} cells", "",
+        format_duration(total["duration_s"]), format_energy(total["energy_j"]),
+        format_mass(total["co2e_g"])]
+    foot += [""] * (len(head) - len(foot))
+    notes = [f"priced for {next(iter(pricing))}"] if len(pricing) == 1 else []
+    notes += [f"how obtained: {next(iter(methods))}"] if len(methods) == 1 else []
+    if fmt == "markdown":
+        return "\n".join([_markdown(head, body, foot), "", *(markdown_cell(n) for n in notes)])
+    heading = [escape_controls(shown_label(notebooks[0]))] if len(notebooks) == 1 else []
+    return "\n".join([*heading, _text(head, body, foot), *(escape_controls(n) for n in notes)])
 
 
 def render_history(groups: Sequence["HistoryRow"], by: str, fmt: str = "table") -> str:

@@ -3,6 +3,11 @@
 The notebook need not mention nbcarbon: before its first cell, the kernel silently loads the
 extension and turns auto mode on, so each executed code cell gets a readout carrying its
 record, exactly as in an interactive session. nbclient and ipykernel are imported here only.
+
+The output is meant to be shared, so it says only what this run did: every code cell's old
+outputs are cleared before the run (readouts of an earlier run are never counted again), the
+cells after a failure that stopped the run are marked "not run", the notebook ends with the
+static summary of ``%carbon summary``, and the widget state is saved so a dashboard renders.
 """
 
 from __future__ import annotations
@@ -23,9 +28,31 @@ from .notebook import collect, read_text
 ProgressFn = Callable[[int, int, float, float], None]
 
 
+@dataclass(frozen=True)
+class CellError:
+    """A code cell that raised: where, what, and whether its ``raises-exception`` tag expected it."""
+
+    number: int  # 1-based among the code cells
+    index: int
+    source: str
+    error: str
+    expected: bool = False
+
+    def describe(self, code_cells: int) -> str:
+        """``code cell 3 of 9 ('1/0'): ZeroDivisionError: division by zero``."""
+        return f"{_where(self.number, code_cells, self.source)}: {self.error}"
+
+
+def _where(number: int, code_cells: int, source: str) -> str:
+    first = source.strip().splitlines()
+    where = f"code cell {number} of {code_cells}"
+    return where + (f" ({first[0][:60]!r})" if first else "")
+
+
 @dataclass
 class RunResult:
-    """What a run produced: the records in cell order, and the failing cell if any."""
+    """What a run produced: the records in cell order, the failing cell if any, every cell
+    that raised (with ``--allow-errors`` or a ``raises-exception`` tag the run goes on)."""
 
     output: Path
     records: list[Footprint] = field(default_factory=list)
@@ -34,15 +61,14 @@ class RunResult:
     failed_source: str | None = None
     failed_number: int | None = None  # 1-based among the code cells
     code_cells: int = 0
+    errors: list[CellError] = field(default_factory=list)
+    not_run: int = 0  # code cells after the failure that stopped the run
 
     def failure(self) -> str | None:
-        """One line naming the failing cell and why, or ``None`` when every cell ran."""
+        """One line naming the cell that stopped the run and why, or ``None`` when every cell ran."""
         if self.failed_cell is None:
             return None
-        first = (self.failed_source or "").strip().splitlines()
-        where = f"code cell {self.failed_number} of {self.code_cells}"
-        if first:
-            where += f" ({first[0][:60]!r})"
+        where = _where(self.failed_number or 0, self.code_cells, self.failed_source or "")
         return f"{where} failed: {self.error}"
 
 
@@ -103,6 +129,73 @@ def _silent_execute(client: Any, code: str) -> None:
                            f"{content.get('evalue')}")
 
 
+#: Cell metadata marking what a run added or left: ``{"nbcarbon": {"run": "summary"|"not run"}}``.
+RUN_MARK = "nbcarbon"
+SUMMARY_SOURCE = "%carbon summary"
+
+
+def _is_summary(cell: Any) -> bool:
+    return cell.get("cell_type") == "code" and any(
+        line.strip() == SUMMARY_SOURCE for line in str(cell.get("source", "")).splitlines())
+
+
+def _prepare(nb: Any) -> None:
+    """Drop what an earlier run added (its summary cell) and clear every code cell's outputs.
+
+    Why: a run's output says what this run did. A cell the run never reaches must not show an
+    earlier run's readout numbered like this run's, and no earlier readout may be counted again.
+    """
+    nb.cells = [c for c in nb.cells
+                if (c.get("metadata", {}).get(RUN_MARK) or {}).get("run") != "summary"]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            mark = cell.metadata.get(RUN_MARK)
+            if isinstance(mark, dict) and "run" in mark:
+                del cell.metadata[RUN_MARK]
+
+
+def _mark_not_run(cell: Any, why: str) -> None:
+    """A visible "not run" line (what a reader sees) and a metadata mark (what tools read)."""
+    from nbformat.v4 import new_output
+
+    cell.execution_count = None
+    cell.outputs = [new_output("display_data", data={"text/plain": f"nbcarbon run: not run ({why})"})]
+    cell.metadata[RUN_MARK] = {"run": "not run"}
+
+
+def _error_of(cell: Any) -> str | None:
+    """``Name: value`` of the error output a cell ended with, if it raised."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".rstrip(": ")
+    return None
+
+
+def _brief_readouts(nb: Any, records: list[Footprint]) -> None:
+    """Shorten the one-line readouts when every cell has the same region and methods.
+
+    Why: 50 lines each ending "· SE · estimated: CPU-time model, memory model" hide the numbers
+    that differ. The summary at the end says the region and methods once.
+    """
+    from . import readout
+
+    if not records or len({(fp.region.code, fp.pue, readout.how_obtained(fp.components))
+                           for fp in records}) != 1:
+        return
+    by_id = {fp.id: fp for fp in records}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            raw = out.get("metadata", {}).get(RUN_MARK)
+            fp = by_id.get(raw.get("id")) if isinstance(raw, dict) else None
+            plain = out.get("data", {}).get("text/plain", "")
+            if fp is None or not isinstance(plain, str) or plain != readout.one_line(fp):
+                continue  # a full readout (%%carbon) or a loop's: the user asked for those
+            data, _ = readout.mimebundle(fp, compact=True, brief=True)
+            out["data"].update(data)
+
+
 def run_notebook(
     path: Path,
     output: Path,
@@ -111,13 +204,16 @@ def run_notebook(
     pue: float | None = None,
     timeout_s: float | None = None,
     kernel_name: str | None = None,
+    allow_errors: bool = False,
     progress: ProgressFn | None = None,
 ) -> RunResult:
     """Execute ``path`` measured, write ``output`` (also after a failure), return the records.
 
     A cell running longer than ``timeout_s`` is interrupted, so it still gets its record (status
-    ``interrupted``) and the run stops there as failed. The kernel is told the notebook's base
-    name (``JPY_SESSION_NAME``, as Jupyter does), so its ledger rows carry it.
+    ``interrupted``) and the run stops there as failed. A cell that raises stops the run, unless
+    ``allow_errors`` (as ``nbconvert --execute --allow-errors``) or its ``raises-exception`` tag
+    says to go on; :attr:`RunResult.errors` lists every cell that raised. The kernel is told the
+    notebook's base name (``JPY_SESSION_NAME``, as Jupyter does), so its ledger rows carry it.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -129,10 +225,13 @@ def run_notebook(
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         nb = nbformat.reads(text, as_version=4)
     del text
+    _prepare(nb)
     client = NotebookClient(
         nb,
         timeout=timeout_s,
         interrupt_on_timeout=True,
+        allow_errors=allow_errors,
+        store_widget_state=True,  # a dashboard in the output renders where widgets do
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not the start-up warnings, in a CLI
         kernel_name=kernel_for(nb.metadata, kernel_name),
         resources={"metadata": {"path": str(path.parent.resolve())}},
@@ -145,6 +244,7 @@ def run_notebook(
     energy_j = 0.0
     n = 0
     started = False  # a kernel that never started leaves no output file: nothing ran
+    dead = False
     try:
         with client.setup_kernel(env=env):
             started = True
@@ -156,30 +256,68 @@ def run_notebook(
                 if progress:
                     progress(n - 1, len(code_cells), time.monotonic() - start, energy_j)
                 t0 = time.monotonic()
+                cell = nb.cells[index]
                 try:
-                    client.execute_cell(nb.cells[index], index)
+                    client.execute_cell(cell, index)
                 except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+                    dead = isinstance(exc, DeadKernelError)
                     result.failed_cell, result.failed_number = index, n
-                    result.failed_source = nb.cells[index].source
+                    result.failed_source = cell.source
                     ename = getattr(exc, "ename", None)
                     result.error = (f"{ename}: {getattr(exc, 'evalue', '')}" if ename
                                     else _first_line(str(exc)) or type(exc).__name__)
                     if timeout_s and time.monotonic() - t0 >= timeout_s:
                         result.error = f"timed out after {timeout_s:g} s (interrupted)"
+                    result.errors.append(CellError(n, index, cell.source, result.error))
                     break
                 finally:
-                    found = collect({"cells": [nb.cells[index]]})
+                    found = collect({"cells": [cell]})
                     energy_j += sum(fp.energy_j for fp in top_level(found.records))
+                error = _error_of(cell)
+                if error is not None:  # allowed: --allow-errors or the cell's raises-exception tag
+                    tagged = "raises-exception" in cell.metadata.get("tags", [])
+                    result.errors.append(CellError(n, index, cell.source, error, expected=tagged))
             if progress:
                 progress(len(code_cells) if result.failed_cell is None else n, len(code_cells),
                          time.monotonic() - start, energy_j)
+            if result.failed_cell is not None:
+                why = f"`nbcarbon run` stopped at code cell {n}, which failed"
+                for index in code_cells[n:]:
+                    _mark_not_run(nb.cells[index], why)
+                result.not_run = len(code_cells) - n
+            if not dead:
+                _append_summary(client, nb, code_cells)
+            client.set_widgets_metadata()
     finally:
         if started:
+            result.records = collect(nb).records
+            _brief_readouts(nb, result.records)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MissingIDFieldWarning)
                 nbformat.write(nb, str(output))
-    result.records = collect(nb).records
     return result
+
+
+def _append_summary(client: Any, nb: Any, code_cells: list[int]) -> None:
+    """End the notebook with ``%carbon summary`` (unless its last code cell is one already).
+
+    Run in the kernel like any cell, so the output is exactly the interactive summary, with its
+    ``kind: "summary"`` record over this run's cells. A summary that fails is left out, never
+    a reason to fail the run.
+    """
+    from nbformat.v4 import new_code_cell
+
+    if code_cells and _is_summary(nb.cells[code_cells[-1]]):
+        return
+    cell = new_code_cell(SUMMARY_SOURCE, metadata={RUN_MARK: {"run": "summary"}})
+    nb.cells.append(cell)
+    try:
+        client.execute_cell(cell, len(nb.cells) - 1)
+    except Exception:  # noqa: BLE001 - the cells' records are what matters; they are kept
+        nb.cells.remove(cell)
+        return
+    if _error_of(cell) is not None:
+        nb.cells.remove(cell)
 
 
 def _first_line(text: str) -> str:

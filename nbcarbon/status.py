@@ -38,11 +38,32 @@ def regions_text(text: str = "") -> str:
     found = intensity.search(text)
     if not found:
         return f"no region matches {text!r}; `%carbon regions` with no text lists them all"
-    lines = [f"{'code':<26} {'name':<34} {'g/kWh':>8}  year  {'basis':<10} source"]
-    for r in found:
-        lines.append(f"{r.code:<26} {r.name[:34]:<34} {r.g_per_kwh:8.4g}  {r.year or '':<4}  "
-                     f"{r.basis:<10} {r.source}")
-    return "\n".join(lines)
+    code_w = max(len("code"), *(len(r.code) for r in found))
+    rows = [["code", "name", "g/kWh", "year", "basis", "source"]] + [
+        [r.code, r.name, f"{r.g_per_kwh:.4g}", str(r.year or ""), r.basis, r.source] for r in found]
+    return wrapped_table(rows, [code_w, 28, 6, 4, 9, 36], right={2})
+
+
+def wrapped_table(rows: list[list[str]], widths: list[int], right: frozenset[int] | set[int] = frozenset(),
+                  gap: str = "  ") -> str:
+    """Rows as fixed-width columns, a long value wrapped at spaces onto lines of its own column.
+
+    Why: notebook front ends wrap a too-long output line anywhere, mid-word ("Data 202" / "4");
+    lines that fit (under 100 characters here) are never broken, and a word is never split
+    (one longer than its column overflows it instead).
+    """
+    import textwrap
+
+    out = []
+    for row in rows:
+        parts = [textwrap.wrap(v, w, break_long_words=False, break_on_hyphens=False) or [""]
+                 for v, w in zip(row, widths, strict=True)]
+        for i in range(max(map(len, parts))):
+            cells = [(p[i] if i < len(p) else "") for p in parts]
+            cells = [c.rjust(w) if j in right else c.ljust(w)
+                     for j, (c, w) in enumerate(zip(cells, widths, strict=True))]
+            out.append(gap.join(cells).rstrip())
+    return "\n".join(out)
 
 
 def meter_lines(session: Session) -> list[str]:
@@ -92,7 +113,17 @@ def session_status(session: Session, auto: bool | None = None, probe_live: bool 
     # %carbon status lands in notebooks that get shared: it says whether, never where.
     lines.append("history: off (NBCARBON_LEDGER=off)" if session.settings.ledger is None else
                  "history: kept in the local ledger (`nbcarbon status` in a terminal shows where)")
-    return "\n".join(lines)
+    return "\n".join(_wrap(line) for line in lines)
+
+
+def _wrap(line: str, width: int = 100) -> str:
+    """A long status line wrapped at spaces, continued under its own indentation plus two:
+    a notebook would otherwise break it anywhere, mid-word."""
+    import textwrap
+
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False,
+                                    break_on_hyphens=False, drop_whitespace=True)) or line
 
 
 def ledger_line(path: Path | None) -> str:

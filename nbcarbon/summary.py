@@ -15,11 +15,21 @@ from html import escape
 from typing import Any
 
 from .footprint import METADATA_KEY, Footprint, PricedRegion, top_level, tree_order
-from .readout import format_duration, format_energy, format_mass, how_obtained, shown_label
+from .readout import (
+    ROW_STYLE,
+    TABLE_STYLE,
+    format_duration,
+    format_energy,
+    format_mass,
+    how_obtained,
+    shown_label,
+    td,
+)
 from .session import Totals
 
 KIND = "summary"
-_CELL = "padding:1px 10px 1px 0;text-align:{align};border-bottom:1px solid #ddd"
+#: A rule that reads on light and dark backgrounds alike (half-transparent grey).
+_RULE = ";border-bottom:1px solid rgba(128,128,128,.4);padding-top:1px;padding-bottom:1px"
 _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
         "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
 _COLUMNS = (("cell", "left"), ("status", "left"), ("duration", "right"), ("energy", "right"),
@@ -91,6 +101,31 @@ def summary_record(
 NESTED_MARK = "↳ "
 
 
+def _columns(records: Sequence[Footprint]) -> tuple[tuple[str, str], ...]:
+    """The table's columns: region and method only when they differ between cells.
+
+    Why: when every row says "SE · PUE 1" and "estimated: CPU-time model", the columns are noise;
+    the lines under the table say them once.
+    """
+    drop = set()
+    if len({(fp.region.code, fp.pue) for fp in records}) <= 1:
+        drop.add("region")
+    if len({how_obtained(fp.components) for fp in records}) <= 1:
+        drop.add("how obtained")
+    return tuple(c for c in _COLUMNS if c[0] not in drop)
+
+
+def _pick(values: tuple[str, ...], columns: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    names = [name for name, _ in _COLUMNS]
+    return tuple(values[names.index(name)] for name, _ in columns)
+
+
+def _raised(records: Sequence[Footprint]) -> str | None:
+    """"cells that did not finish: In [4] (error), ..." or ``None``: failures are said, not buried."""
+    bad = [f"{cell_name(fp)} ({fp.status})" for fp in top_level(records) if fp.status != "ok"]
+    return f"cells that did not finish: {', '.join(bad)}" if bad else None
+
+
 def _row(fp: Footprint, depth: int = 0) -> tuple[str, ...]:
     name = "  " * (depth - 1) + NESTED_MARK + cell_name(fp) if depth else cell_name(fp)
     return (name, fp.status, format_duration(fp.duration_s), format_energy(fp.energy_j),
@@ -112,39 +147,50 @@ def _region_note(region: PricedRegion, pue: float) -> str:
             f"({region.source}{year}, {region.basis}) · PUE {pue:g}")
 
 
+def _notes(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float,
+           columns: tuple[tuple[str, str], ...]) -> list[str]:
+    """The lines under the table: components, how obtained (when one for all), pricing, failures."""
+    by = ", ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
+    notes = [f"by component: {by or 'none'}"]
+    if all(name != "how obtained" for name, _ in columns):
+        notes.append(how_obtained([c for fp in records for c in fp.components]))
+    notes.append(_region_note(region, pue))
+    raised = _raised(records)
+    return notes + ([raised] if raised else [])
+
+
 def text(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
     """The plain-text table (terminals, ``nbconvert --to script``, diffs)."""
-    rows = [tuple(name for name, _ in _COLUMNS), *(_row(fp, d) for d, fp in tree_order(records)),
-            _total_row(records, totals)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS) - 1)]
+    columns = _columns(records)
+    rows = [tuple(name for name, _ in columns),
+            *(_pick(_row(fp, d), columns) for d, fp in tree_order(records)),
+            _pick(_total_row(records, totals), columns)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []
     for r in rows:
-        cells = [r[i].ljust(widths[i]) if _COLUMNS[i][1] == "left" else r[i].rjust(widths[i])
+        cells = [r[i].ljust(widths[i]) if columns[i][1] == "left" else r[i].rjust(widths[i])
                  for i in range(len(widths))]
-        lines.append("  ".join(cells) + "  " + r[-1])
-    by = ", ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
-    lines.append(f"by component: {by or 'none'}")
-    lines.append(_region_note(region, pue))
+        lines.append("  ".join(cells).rstrip())
+    lines.extend(_notes(records, totals, region, pue, columns))
     return "nbcarbon summary\n" + "\n".join(lines)
 
 
 def html(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
     """Script-free HTML with inline styles (sanitisers keep them); every value escaped."""
-    def tr(values: tuple[str, ...], tag: str = "td", bold: bool = False) -> str:
-        weight = ";font-weight:bold" if bold else ""
-        return "<tr>" + "".join(
-            f'<{tag} style="{_CELL.format(align=align)}{weight}">{escape(v)}</{tag}>'
-            for v, (_, align) in zip(values, _COLUMNS, strict=True)) + "</tr>"
+    columns = _columns(records)
 
-    head = tr(tuple(name for name, _ in _COLUMNS), "th")
-    body = "".join(tr(_row(fp, d)) for d, fp in tree_order(records))
-    foot = tr(_total_row(records, totals), bold=True)
-    by = " · ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
+    def tr(values: tuple[str, ...], tag: str = "td", bold: bool = False) -> str:
+        extra = _RULE + (";font-weight:bold" if bold else "")
+        return f'<tr style="{ROW_STYLE}">' + "".join(
+            td(v, align, tag, extra) for v, (_, align) in zip(values, columns, strict=True)) + "</tr>"
+
+    head = tr(tuple(name for name, _ in columns), "th", bold=True)
+    body = "".join(tr(_pick(_row(fp, d), columns)) for d, fp in tree_order(records))
+    foot = tr(_pick(_total_row(records, totals), columns), bold=True)
+    notes = "".join(f"<div>{escape(n)}</div>" for n in _notes(records, totals, region, pue, columns))
     return (f'<div style="{_BOX}"><div><b>nbcarbon summary</b></div>'
-            f'<table style="border-collapse:collapse;margin:2px 0"><thead>{head}</thead>'
-            f"<tbody>{body}</tbody><tfoot>{foot}</tfoot></table>"
-            f"<div>by component: {escape(by or 'none')}</div>"
-            f"<div>{escape(_region_note(region, pue))}</div></div>")
+            f'<table style="{TABLE_STYLE}"><thead>{head}</thead>'
+            f"<tbody>{body}</tbody><tfoot>{foot}</tfoot></table>{notes}</div>")
 
 
 def mimebundle(

@@ -41,9 +41,10 @@ def cli(*args: str | Path, env: dict[str, str], cwd: Path | None = None,
 
 
 def records(nb: dict) -> list[list[dict]]:
-    """The nbcarbon records of each code cell."""
+    """The nbcarbon records of each code cell of the notebook (not the summary a run appends)."""
     return [[o["metadata"]["nbcarbon"] for o in c.get("outputs", [])
-             if "nbcarbon" in o.get("metadata", {})] for c in nb["cells"] if c["cell_type"] == "code"]
+             if "nbcarbon" in o.get("metadata", {})] for c in nb["cells"]
+            if c["cell_type"] == "code" and c["metadata"].get("nbcarbon", {}).get("run") != "summary"]
 
 
 @pytest.fixture(scope="module")

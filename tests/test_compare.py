@@ -19,6 +19,7 @@ from nbcarbon.compare import (
 from nbcarbon.errors import RegionError
 from nbcarbon.footprint import Component, Footprint, PricedRegion
 from nbcarbon.intensity import lookup
+from nbcarbon.readout import format_mass
 from nbcarbon.session import priced
 
 
@@ -103,10 +104,15 @@ def test_figure_has_labelled_axes_and_one_bar_per_region() -> None:
     rows = compare(RECORDS, ["SE", "PL", "FR"])
     fig = compare_figure(rows)
     ax = fig.axes[0]
-    assert ax.get_ylabel() == "g CO2e"
+    # The axis is in the unit of the bar labels (format_mass), not grams under "0.05 mg" labels.
+    unit = format_mass(max(r.co2e_g for r in rows)).split()[-1]
+    scale = {"mg": 1e3, "g": 1.0, "kg": 1e-3}[unit]
+    assert ax.get_ylabel() == f"{unit} CO2e"
     assert len(ax.patches) == 3
     heights = [p.get_height() for p in ax.patches]
-    assert heights == pytest.approx([r.co2e_g for r in rows])
+    assert heights == pytest.approx([r.co2e_g * scale for r in rows])
+    labels = [t.get_text().split("\n")[0] for t in ax.texts]
+    assert labels == [f"{h:.3g} {unit}" for h in heights]  # one unit for every bar and the axis
 
 
 def test_compare_does_not_import_matplotlib_until_the_figure() -> None:

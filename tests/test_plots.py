@@ -70,3 +70,43 @@ def test_empty_session_plots_say_so() -> None:
         fig.savefig(buf, format="png")
         assert buf.getvalue().startswith(b"\x89PNG")
         assert fig.axes[0].texts and "no " in fig.axes[0].texts[0].get_text()
+
+
+def test_timeline_draws_only_where_samples_are_and_each_cell_from_its_boundaries() -> None:
+    """A cell that began before the first sample is not shaded before it (no axis at -1 s), the
+    first point (whose interval began earlier) draws nothing, and each cell's mean power from its
+    record spans exactly the cell, not the sampling interval that straddles its end."""
+    from datetime import datetime, timezone
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nbcarbon.footprint import Component, Footprint, PricedRegion, co2e_g
+    from nbcarbon.meters.base import Channel
+    from nbcarbon.plots import timeline_figure
+    from nbcarbon.sampler import TimelinePoint
+
+    se = PricedRegion("SE", "Sweden", 35.82, 2024, "Ember", "lifecycle", "command")
+    wall0 = 1_800_000_000.0  # the wall-clock time of monotonic 100.0 below
+
+    def cell(label: str, start_mono: float, duration_s: float, energy_j: float) -> Footprint:
+        started = datetime.fromtimestamp(wall0 + start_mono - 100.0, timezone.utc).isoformat()
+        comps = (Component("cpu", "process", "cpu-time-model", energy_j, energy_j / duration_s),)
+        return Footprint(label * 8, None, label, 1, started, duration_s, "ok", comps, energy_j, 1.0,
+                         se, co2e_g(energy_j, 1.0, se.g_per_kwh), "process")
+
+    points = [TimelinePoint(100.0 + t, (w,)) for t, w in
+              ((0.0, 9.0), (1.0, 10.0), (2.0, 10.0), (3.0, 4.0), (4.0, 1.0))]
+    records = [cell("a", 99.0, 2.5, 25.0), cell("b", 3.5, 0.2, 0.5)]  # a began 1 s before the timeline
+    fig = timeline_figure(points, [Channel("cpu", "process", "cpu-time-model", "process")], records,
+                          wall_minus_monotonic_s=wall0 - 100.0)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0.0, 4.0)
+    spans = [p.get_x() for p in ax.patches]
+    assert spans and min(spans) >= 0.0
+    (trace, ticks, mean_a) = ax.lines[:3]
+    ys = list(trace.get_ydata())
+    assert ys[0] != ys[0] and ys[1:] == [10.0, 10.0, 4.0, 1.0]  # NaN: the first interval is unknown
+    assert list(ticks.get_xdata()) == [1.0, 2.0, 3.0, 4.0]  # where the reads happened
+    assert list(mean_a.get_xdata()) == [0.0, 1.5] and list(mean_a.get_ydata()) == [10.0, 10.0]
+    assert "cell mean power (its record)" in [t.get_text() for t in ax.get_legend().get_texts()]
