@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("notebooks", type=Path, nargs="+")
     rep.add_argument("--region", help="re-price for this region")
     rep.add_argument("--pue", type=str, help="re-price with this PUE")
-    rep.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
+    rep.add_argument("--format", choices=("table", "json", "csv", "markdown", "latex", "svg"),
+                     default="table", help="markdown and latex add a methods paragraph for papers; "
+                     "svg is a README badge")
     rep.add_argument("--compare", nargs="+", metavar="CODE",
                      help="price the records in each region side by side (e.g. SE PL), not per cell")
     rep.add_argument("--plot", type=Path, metavar="PNG", help="with --compare: save the bar chart")
@@ -234,7 +236,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     region = priced(intensity.lookup(args.region), "report --region") if args.region else None
     all_rows = []
     all_records = []
+    per_notebook = []
     failed = False
+    if args.compare and args.format in ("latex", "svg"):
+        raise _usage(f"--format {args.format} is not available with --compare; use table, json, "
+                     "csv or markdown")
     for path in args.notebooks:
         try:
             found = load_records(path, max_bytes)
@@ -250,6 +256,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         failed = failed or bool(found.problems) or not found.records
         records = [fp.repriced(region, pue) for fp in found.records]
         all_records.extend(records)
+        per_notebook.append((path.name, records))
         all_rows.extend(report.rows(path.name, records))
     if args.compare:
         from .compare import cli_compare
@@ -262,7 +269,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         except OSError as exc:  # the directory was checked; a full disk can still refuse the file
             return _fail(f"cannot write {args.plot}: {exc.strerror or exc}")
         return 1 if failed else 0
-    _say(report.render(all_rows, args.format))
+    if args.format in ("latex", "svg", "markdown") and all_records:
+        from . import paper
+
+        found = paper.methods(per_notebook)
+        if args.format == "markdown":
+            _say(report.render(all_rows, "markdown") + "\n\n" + paper.markdown(found))
+        else:
+            _say(paper.latex(found) if args.format == "latex" else paper.badge(found))
+        return 1 if failed else 0
+    _say(report.render(all_rows, "markdown" if args.format in ("latex", "svg") else args.format))
     return 1 if failed else 0
 
 
