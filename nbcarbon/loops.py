@@ -283,9 +283,14 @@ class Epochs(Generic[T]):
         self.over_budget = over
         if not over:
             return False
-        what = (f"predicted {format_mass(point)} CO2e for {p.total} {self.label}s (95% interval "
-                f"{format_mass(low)} to {format_mass(high)}), over the budget of "
-                f"{format_mass(self.budget_g)}, after {self.label} {p.done}/{p.total}")
+        if getattr(p, "bounded", True):
+            spread = f"95% interval {format_mass(low)} to {format_mass(high)}"
+        else:  # the range is a rule of thumb, not an interval the prediction can stand behind
+            spread = (f"rough range {format_mass(low)} to {format_mass(high)}, not a 95% interval "
+                      f"yet: {getattr(p, 'why_unbounded', None) or 'too few iterations'}")
+        what = (f"predicted {format_mass(point)} CO2e for {plural(self.label, p.total)} ({spread}), "
+                f"over the budget of {format_mass(self.budget_g)}, after {self.label} "
+                f"{p.done}/{p.total}")
         return self._act(what)
 
     def _check_spent(self) -> bool:
