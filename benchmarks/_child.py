@@ -8,7 +8,8 @@ costs its user too).
 
 Modes: ``cells`` (nbcarbon's ``%%carbon`` per-cell overhead, N cells), ``import`` (time the
 tracker's import), ``cold`` (construct, start, one window, stop), ``window`` (a warm tracker's
-begin/end pairs), ``idle`` (CPU time and memory over S seconds of sleep), ``workload`` (a fixed
+begin/end pairs), ``idle`` (CPU time and memory over S seconds of sleep, after N seconds of
+settling), ``workload`` (a fixed
 pure-Python loop of N iterations before, while and after the tracker runs).
 """
 
@@ -89,12 +90,14 @@ def main() -> None:
         a.close()
         result.update(begin_us=begins, end_us=ends, lines=captured.lines)
     elif mode == "idle":
-        a.start()
-        time.sleep(1.0)  # let start-up threads settle; the idle period starts after
+        a.start_idle()
+        # Let start-up threads settle (and nbcarbon's sampler finish the 5 s of full rate that
+        # follow a measured cell); the idle period starts after. N is the settling time.
+        time.sleep(n if n > 0 else 1.0)
         rss0, cpu0, w0 = rss_bytes(), time.process_time(), time.perf_counter()
         time.sleep(seconds)
         cpu1, w1, rss1 = time.process_time(), time.perf_counter(), rss_bytes()
-        a.stop()
+        a.stop_idle()
         result.update(cpu_s=cpu1 - cpu0, wall_s=w1 - w0, rss_bytes=rss1, rss_growth_bytes=rss1 - rss0)
     elif mode == "workload":
         # off, on, off in one process: the same imports and memory state, only the running

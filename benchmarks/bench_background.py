@@ -1,11 +1,16 @@
 """Measure 4: what a running tracker costs when the user is not asking it anything.
 
-Idle: each tool is started (one window open, as during a long cell) and the process sleeps; the
-CPU time the process uses while it sleeps (``time.process_time()``, all threads) is the tracker's
-background cost, given as % of one core. Resident memory is compared with a baseline process that
-imports nothing and sleeps the same way, so it includes what the tracker imported. All tools of
-one repetition idle at the same time, each in its own process: sleeping processes do not compete
-for the two cores, and sharing the same wall-clock period exposes them to the same machine noise.
+Idle: each tool is started and the process sleeps; the CPU time the process uses while it sleeps
+(``time.process_time()``, all threads) is the tracker's background cost, given as % of one core.
+The peers are started with a window open (their background work is the same either way).
+nbcarbon idles as a kernel does between cells: session started, one cell measured, no window open
+and no dashboard (its sampler then wakes every 30 s); the ``*-cell`` runs idle inside a long
+measured cell instead (a window open: sampling at the full 1 s rate). Every process settles for
+6 s first, past the 5 s of full rate that follow a measured cell. Resident memory is compared
+with a baseline process that imports nothing and sleeps the same way, so it includes what the
+tracker imported. All tools of one repetition idle at the same time, each in its own process:
+sleeping processes do not compete for the two cores, and sharing the same wall-clock period
+exposes them to the same machine noise.
 
 Workload: a fixed pure-Python loop (calibrated once to the target length, then the same iteration
 count for all) runs three times in one process: before the tracker starts, while it runs, after
@@ -26,6 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from common import fmt, rotate, run_child, table
 
 BG_TOOLS = ("none", "nbcarbon", "nbcarbon-rapl", "codecarbon", "carbontracker", "zeus")
+IDLE_TOOLS = BG_TOOLS + ("nbcarbon-cell", "nbcarbon-rapl-cell")
+#: Seconds each idling process waits before its measured period (see the module docstring).
+SETTLE_S = 6
 COLS = ("nbcarbon", "nbcarbon-rapl", "codecarbon", "carbontracker", "zeus")
 LABELS = ["nbcarbon (this machine)", "nbcarbon (RAPL counters, fake tree)", "codecarbon",
           "carbontracker", "zeus"]
@@ -46,17 +54,18 @@ def calibrate(target_s: float) -> int:
 
 
 def run(quick: bool, fake_root) -> dict:
-    idle_s = 5.0 if quick else 30.0
-    idle_reps = 2 if quick else 3
+    # Long enough to hold at least one of nbcarbon's idle wake-ups (every 30 s) in quick mode too.
+    idle_s = 31.0 if quick else 61.0
+    idle_reps = 1 if quick else 3
     work_s = 2.0 if quick else 5.0
     work_reps = 2 if quick else 5
     errors: dict[str, str] = {}
-    idle: dict[str, list[dict]] = {t: [] for t in BG_TOOLS}
+    idle: dict[str, list[dict]] = {t: [] for t in IDLE_TOOLS}
     describe: dict[str, str] = {}
     for _ in range(idle_reps):
-        with ThreadPoolExecutor(len(BG_TOOLS)) as pool:
-            futures = {t: pool.submit(run_child, "idle", t, 0, idle_s, fake_root=fake_root)
-                       for t in BG_TOOLS}
+        with ThreadPoolExecutor(len(IDLE_TOOLS)) as pool:
+            futures = {t: pool.submit(run_child, "idle", t, SETTLE_S, idle_s, fake_root=fake_root)
+                       for t in IDLE_TOOLS}
         for t, f in futures.items():
             r = f.result()
             if "error" in r:
@@ -90,6 +99,11 @@ def render(r: dict) -> str:
     def cpu_pct(t: str) -> str:
         return fmt([x["cpu_s"] / x["wall_s"] * 100 for x in idle[t]], "%", 3)
 
+    def in_cell(t: str) -> str:
+        if t not in ("nbcarbon", "nbcarbon-rapl"):
+            return "(the row above: started with a window open)"
+        return fmt([x["cpu_s"] / x["wall_s"] * 100 for x in idle.get(t + "-cell", [])], "%", 3)
+
     def cpu_ms(t: str) -> str:
         return fmt([x["cpu_s"] * 1e3 for x in idle[t]], "ms", 1)
 
@@ -108,7 +122,10 @@ def render(r: dict) -> str:
         return fmt(r["work_cpu"][t], "%", 1)
 
     rows = [
-        [f"CPU while idle, % of one core ({r['idle_s']:.0f} s)"] + [cpu_pct(t) for t in COLS],
+        [f"CPU while idle, % of one core ({r['idle_s']:.0f} s; nbcarbon: between cells)"]
+        + [cpu_pct(t) for t in COLS],
+        ["CPU during a long measured cell (window open), % of one core"]
+        + [in_cell(t) for t in COLS],
         [f"CPU time over {r['idle_s']:.0f} s idle"] + [cpu_ms(t) for t in COLS],
         ["resident memory added (vs. a bare interpreter)"] + [rss_added(t) for t in COLS],
         [f"resident memory growth during the {r['idle_s']:.0f} s"] + [rss_growth(t) for t in COLS],
@@ -118,7 +135,10 @@ def render(r: dict) -> str:
     ]
     out = [
         f"Idle: {r['idle_reps']} repetitions of {r['idle_s']:.0f} s, all tools idling at once in "
-        f"separate processes, after 1 s of settling. Workload: {r['iterations']:,} iterations of a "
+        f"separate processes, after {SETTLE_S} s of settling. The peers idle with a window open; "
+        "nbcarbon idles as a kernel between cells (session started, one cell measured, no window "
+        "open, no dashboard: the sampler wakes every 30 s), and also inside a long measured cell "
+        f"(window open: every second, upkeep every 2 s). Workload: {r['iterations']:,} iterations of a "
         f"pure-Python loop ({fmt(r['work_base'], 's', 2)} without a tracker), before, while and "
         f"after each tracker runs, {r['work_reps']} processes per tool interleaved. The same three "
         f"loops with nothing started give {fmt(work['none'], '%', 1)} (wall) and "

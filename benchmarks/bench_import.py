@@ -1,5 +1,7 @@
 """Measures 1 and 2: import time and cold start, each in a fresh process per repetition.
 
+nbcarbon's modules are byte-compiled first (``compileall``), as an installed package's are.
+
 Why fresh processes: a second import in the same interpreter costs nothing, and a tracker's
 first start pays for lazy imports and hardware look-ups that later starts do not. Tools are
 interleaved round-robin (order rotated per repetition), so a burst of load on a shared machine
@@ -14,13 +16,54 @@ exited then the session closed; CodeCarbon ``start()``/``stop()``; Carbontracker
 
 from __future__ import annotations
 
-from common import TOOLS, fmt, rotate, run_child, table
+import json
+import os
+import subprocess
+import sys
+
+from common import REPO, TOOLS, fmt, rotate, run_child, table
+
+#: Where nbcarbon's cold start goes, phase by phase, in a fresh process (CPU time, so a busy
+#: machine disturbs it less than wall time): the floor each part of the code sets.
+_PHASES = r"""
+import json, os, sys, time
+from pathlib import Path
+T = time.process_time
+out = {}
+def lap(name, f):
+    t = T(); r = f(); out[name] = (T() - t) * 1e3; return r
+lap("import nbcarbon.api", lambda: __import__("nbcarbon.api"))
+from nbcarbon import intensity
+env = dict(os.environ)
+lap("region: time zone and bundled table (intensity.py)",
+    lambda: intensity.detect(env, intensity.system_timezone(env)))
+lap("import psutil (the models; probe.py)", lambda: __import__("psutil"))
+from nbcarbon.meters.rapl import open_rapl
+lap("RAPL: scan the powercap tree (rapl.py)", lambda: open_rapl(Path("/sys/class/powercap")))
+from nbcarbon.meters import cputime
+lap("CPU model: cpuinfo and power table (cputime.py)",
+    lambda: cputime.watts_per_core(cputime.cpu_model_name()))
+lap("process tree, CPU and memory models (cputime.py, memory.py)", lambda: __import__(
+    "nbcarbon.meters.memory").meters.memory.MemoryModelMeter(os.getpid()))
+from nbcarbon.meters import nvml
+lap("GPU: import pynvml, try the driver (nvml.py)", lambda: nvml.open_gpus(None))
+import nbcarbon.api as api
+def rest():
+    s = api.default_session(); s.start(); s.end(s.begin()); api.close_default_session()
+lap("the rest: session, probe again (warm), sampler, one window, stop", rest)
+print(json.dumps(out))
+"""
 
 IMPORT_TOOLS = ("nbcarbon", "nbcarbon-pkg", "codecarbon", "carbontracker", "zeus")
 
 
 def run(quick: bool) -> dict:
     reps = 5 if quick else 15
+    # Byte-compile nbcarbon first, as pip does when it installs a package: with an editable
+    # install under PYTHONDONTWRITEBYTECODE (or a checkout just edited), every fresh process
+    # would otherwise compile the changed modules from source and time that too.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "nbcarbon")],
+                   capture_output=True, check=False)
     imports: dict[str, list[float]] = {t: [] for t in IMPORT_TOOLS}
     cold: dict[str, list[float]] = {t: [] for t in TOOLS}
     lines: dict[str, list[int]] = {t: [] for t in TOOLS}
@@ -44,7 +87,56 @@ def run(quick: bool) -> dict:
             if rep == 0:
                 describe[tool + " output"] = r["printed"][:6]
     return {"reps": reps, "imports": imports, "cold": cold, "lines": lines, "errors": errors,
-            "describe": describe}
+            "describe": describe, "phases": _phases(reps), "modules": _import_modules(reps)}
+
+
+def _phases(reps: int) -> dict[str, float]:
+    """The least CPU ms of each cold-start phase over ``reps`` fresh processes."""
+    best: dict[str, float] = {}
+    env = dict(os.environ, NBCARBON_LEDGER="off")
+    env.pop("NBCARBON_POWERCAP_ROOT", None)
+    for _ in range(reps):
+        proc = subprocess.run([sys.executable, "-c", _PHASES], capture_output=True, text=True,
+                              cwd=REPO, env=env, timeout=120)
+        if proc.returncode != 0:
+            return {"failed": float("nan")}
+        for name, ms in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+            best[name] = min(ms, best.get(name, float("inf")))
+    return best
+
+
+def _import_modules(reps: int, top: int = 12) -> list[tuple[str, float, str]]:
+    """The modules whose own import time (``-X importtime``, least over ``reps`` processes) is
+    largest in ``import nbcarbon.api``, beyond what a bare interpreter imports, and who imports
+    each (its nearest importer in the tree)."""
+    bare = _importtime("pass")
+    best: dict[str, float] = {}
+    parent: dict[str, str] = {}
+    for _ in range(reps):
+        for name, self_us, importer in _importtime("import nbcarbon.api"):
+            if name in {n for n, _, _ in bare}:
+                continue
+            best[name] = min(self_us, best.get(name, float("inf")))
+            parent[name] = importer
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top]
+    return [(name, us / 1e3, parent.get(name, "")) for name, us in ranked]
+
+
+def _importtime(stmt: str) -> list[tuple[str, float, str]]:
+    env = dict(os.environ, NBCARBON_LEDGER="off")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", stmt], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+    rows: list[tuple[str, float, int]] = []
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (part for part in line[len("import time:"):].split("|"))
+        rows.append((name.strip(), float(self_us), len(name) - len(name.lstrip())))
+    out = []
+    for i, (name, self_us, depth) in enumerate(rows):  # the importer comes later, less indented
+        importer = next((n for n, _, d in rows[i + 1:] if d < depth), "")
+        out.append((name, self_us, importer))
+    return out
 
 
 def render(r: dict) -> str:
@@ -68,6 +160,18 @@ def render(r: dict) -> str:
     ]
     if r["errors"]:
         out += ["", "Failures:"] + [f"- {k}: `{v}`" for k, v in r["errors"].items()]
+    phases = r.get("phases") or {}
+    if phases:
+        total = sum(v for v in phases.values() if v == v)
+        out += ["", "Where nbcarbon's import and cold start go (this machine's meters; least CPU time "
+                f"of each phase over {r['reps']} fresh processes, in order; {total:.1f} ms in all):", "",
+                table(["phase", "CPU ms"], [[k, f"{v:.1f}"] for k, v in phases.items()])]
+    modules = r.get("modules") or []
+    if modules:
+        out += ["", "The largest imports in `import nbcarbon.api` (own time per `-X importtime`, "
+                "least of the runs; beyond a bare interpreter's): "
+                + "; ".join(f"`{name}` {ms:.1f} ms (by `{importer}`)" for name, ms, importer
+                            in modules) + "."]
     samples = [(t, r["describe"].get(t + " output")) for t in TOOLS]
     samples = [(t, s) for t, s in samples if s]
     if samples:

@@ -29,7 +29,7 @@ def child_env(tool: str, fake_root: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     env["NBCARBON_LEDGER"] = "off"
     env.pop("NBCARBON_POWERCAP_ROOT", None)
-    if tool == "nbcarbon-rapl":
+    if tool.startswith("nbcarbon-rapl"):
         if fake_root is None:
             raise RuntimeError("nbcarbon-rapl needs the fake RAPL tree")
         env["NBCARBON_POWERCAP_ROOT"] = str(fake_root)

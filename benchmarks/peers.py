@@ -24,6 +24,8 @@ IMPORTS = {
     "nbcarbon": "import nbcarbon.api",  # the engine track() and the magics share
     "nbcarbon-pkg": "import nbcarbon",  # the package alone: lazy, imports nothing heavy
     "nbcarbon-rapl": "import nbcarbon.api",
+    "nbcarbon-cell": "import nbcarbon.api",
+    "nbcarbon-rapl-cell": "import nbcarbon.api",
     "codecarbon": "from codecarbon import OfflineEmissionsTracker",
     "carbontracker": "from carbontracker.tracker import CarbonTracker",
     "zeus": "from zeus.monitor import ZeusMonitor",
@@ -47,6 +49,14 @@ class Adapter:
 
     def stop(self) -> None:
         """Close the window and stop the tracker."""
+
+    def start_idle(self) -> None:
+        """The tracker as it sits between measurements (the idle measure): for the peers, started
+        with a window open (their background work does not depend on it)."""
+        self.start()
+
+    def stop_idle(self) -> None:
+        self.stop()
 
     def open(self) -> None:
         """Construct a warm tracker for per-window calls."""
@@ -86,6 +96,22 @@ class Nbcarbon(Adapter):
         self._methods = _nbcarbon_methods(default_session())
         close_default_session()
 
+    def start_idle(self) -> None:
+        """A kernel between cells: the session started (``%load_ext``), one cell measured, no
+        window open and no dashboard shown, so the sampler slows down to its idle rate."""
+        from nbcarbon.api import default_session
+
+        session = default_session()
+        session.start()
+        session.end(session.begin())
+        self._session = session
+
+    def stop_idle(self) -> None:
+        from nbcarbon.api import close_default_session
+
+        self._methods = _nbcarbon_methods(self._session)
+        close_default_session()
+
     def start_warm(self) -> None:
         from nbcarbon.api import default_session
 
@@ -106,6 +132,16 @@ class Nbcarbon(Adapter):
 
     def describe(self) -> str:
         return getattr(self, "_methods", "?")
+
+
+class NbcarbonInCell(Nbcarbon):
+    """nbcarbon during a long measured cell: a window open, the sampler at its full rate."""
+
+    def start_idle(self) -> None:
+        self.start()
+
+    def stop_idle(self) -> None:
+        self.stop()
 
 
 def _nbcarbon_methods(session: Any) -> str:
@@ -240,13 +276,16 @@ class Zeus(Adapter):
 
 
 def adapter(name: str) -> Adapter:
-    """The adapter for a tool name (``nbcarbon-rapl`` is nbcarbon; its child env has the fake tree)."""
+    """The adapter for a tool name (``nbcarbon-rapl*`` is nbcarbon; its child env has the fake
+    tree; ``*-cell``: idling inside a measured cell rather than between cells)."""
     os.environ.setdefault("NBCARBON_LEDGER", "off")
     return {
         "none": Adapter,
         "nbcarbon": Nbcarbon,
         "nbcarbon-pkg": Nbcarbon,
         "nbcarbon-rapl": Nbcarbon,
+        "nbcarbon-cell": NbcarbonInCell,
+        "nbcarbon-rapl-cell": NbcarbonInCell,
         "codecarbon": CodeCarbon,
         "carbontracker": CarbonTracker,
         "zeus": Zeus,

@@ -63,6 +63,30 @@ def time_report(script: str, path: Path, fmt: str, runs: int) -> list[float]:
     return times
 
 
+def run(quick: bool) -> dict:
+    """For ``bench.py``: ``nbcarbon report`` of a notebook of 50,000 measured cells."""
+    cells, runs = 50_000, 2 if quick else 3
+    script = shutil.which("nbcarbon", path=str(Path(sys.executable).parent)) or "nbcarbon"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.ipynb"
+        path.write_text(json.dumps(make_notebook(cells), indent=1))
+        size_mb = path.stat().st_size / 1e6
+        times = {fmt: time_report(script, path, fmt, runs) for fmt in ("table", "json")}
+    return {"cells": cells, "size_mb": size_mb, "runs": runs, "times": times}
+
+
+def render(r: dict) -> str:
+    rows = ["| records | file | format | median | worst | target |", "|---|---|---|---|---|---|"]
+    for fmt, times in r["times"].items():
+        rows.append(f"| {r['cells']:,} | {r['size_mb']:.0f} MB | {fmt} | "
+                    f"{statistics.median(times):.2f} s | {max(times):.2f} s | < 2 s |")
+    return "\n".join(rows) + (
+        f"\n\nThe real console script in a subprocess (interpreter start-up included), {r['runs']} "
+        "runs per format, on a notebook whose every cell carries a stdout output and a full "
+        "readout (text, HTML and record, with CPU, DRAM and memory components), built by "
+        "`benchmarks/report_scale.py`.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=5000)

@@ -9,7 +9,8 @@ is busy, so only another thread can refresh the panel. ipykernel >= 6 sends comm
 any thread (7.0.* did not: see pyproject), so setting a widget's ``value`` there is safe. The
 thread never prints and never touches an ``Output`` widget; it updates at most ``MAX_HZ`` times
 a second and only when the sampler has a new point. It stops when the panel is closed and when
-the extension is unloaded.
+the extension is unloaded. While the panel is open it holds the session's sampler at its full
+rate (:meth:`Session.keep_awake`); without it, the sampler slows down between cells.
 
 Changing the region or PUE goes through ``set_pricing``, a callable of the outer layer (the
 IPython extension), which re-prices every record and every readout shown and, while a measured
@@ -33,7 +34,16 @@ from . import intensity
 from .errors import NbcarbonError
 from .footprint import Footprint
 from .meters.base import METHOD_KIND, Channel
-from .readout import METHOD_LABEL, format_duration, format_energy, format_mass, how_obtained
+from .readout import (
+    METHOD_LABEL,
+    ROW_STYLE,
+    TABLE_STYLE,
+    format_duration,
+    format_energy,
+    format_mass,
+    how_obtained,
+    td,
+)
 from .session import Session, Totals
 from .summary import cell_name
 
@@ -118,34 +128,50 @@ def power_by_component(channels: Sequence[Channel],
 
 
 def sparkline_svg(values: Sequence[float], width: int = 220, height: int = 44) -> str:
-    """An inline SVG polyline of ``values`` (total W), scaled to its maximum; no script."""
+    """An inline SVG polyline of ``values`` (total W), scaled to its maximum; no script.
+
+    The max label sits in a band of its own above the plot area, so the line never crosses it.
+    """
     if len(values) < 2:
         return f'<svg width="{width}" height="{height}"></svg>'
     top = max(values) or 1.0
     step = width / (len(values) - 1)
-    pts = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 12):.1f}"
+    band = 12  # the label's band; the line is drawn from band + 1 to height - 2
+    pts = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - band - 3):.1f}"
                    for i, v in enumerate(values))
     return (f'<svg width="{width}" height="{height}" role="img" aria-label="power, last samples">'
-            f'<polyline fill="none" stroke="#3a7d44" stroke-width="1.5" points="{pts}"/>'
-            f'<text x="0" y="9" font-size="9" fill="#777">{top:.3g} W max</text></svg>')
+            f'<text x="{width}" y="9" font-size="9" fill="#888" text-anchor="end">'
+            f"{top:.3g} W max</text>"
+            f'<line x1="0" x2="{width}" y1="{band}" y2="{band}" stroke="#888" stroke-width="0.5" '
+            f'stroke-dasharray="2,2"/>'
+            f'<polyline fill="none" stroke="#3a7d44" stroke-width="1.5" points="{pts}"/></svg>')
+
+
+_GREY = "color:#888"  # reads on light and dark themes alike
+_NOWRAP = "white-space:nowrap"
 
 
 def totals_html(totals: Totals, records: Sequence[Footprint]) -> str:
-    """Cumulative energy, CO2e, duration and the everyday equivalents, with sources."""
+    """Cumulative energy, CO2e, duration and the everyday equivalents, their source said once."""
     how = how_obtained([c for fp in records for c in fp.components])
-    eqs = []
+    eqs, sources = [], []
     for eq in equivalents():
         n = eq.amount(totals.energy_j, totals.co2e_g)
         basis = "energy" if eq.wh_per_unit is not None else "CO2e"
-        eqs.append(f'<div title="{escape(eq.source)} ({eq.year})">≈ {escape(eq.describe(n))} '
-                   f"<span style=\"color:#777\">(by {basis}; "
-                   f"{escape(eq.source.split(':')[0])}, {eq.year})</span></div>")
-    return (f'<div style="{_STYLE}"><b>session</b> · {totals.cells} cell(s) · '
-            f"{escape(format_duration(totals.duration_s))}<br>"
-            f'<span style="font-size:15px"><b data-nbcarbon="energy">'
+        eqs.append(f'<span title="{escape(eq.source)} ({eq.year})" style="{_NOWRAP}">'
+                   f'≈ {escape(eq.describe(n))} <span style="{_GREY}">(by {basis})</span></span>')
+        source = f"{eq.source.split(':')[0]}, {eq.year}"
+        if source not in sources:
+            sources.append(source)
+    cells = f"{totals.cells} cell{'' if totals.cells == 1 else 's'}"
+    return (f'<div style="{_STYLE}"><b>session</b> · {cells} · '
+            f"{escape(format_duration(totals.duration_s))}"
+            f'<div style="font-size:15px;margin:2px 0"><b data-nbcarbon="energy">'
             f"{escape(format_energy(totals.energy_j))}</b> · "
-            f'<b data-nbcarbon="co2e">{escape(format_mass(totals.co2e_g))} CO2e</b></span><br>'
-            f'<span style="color:#777">{escape(how)}</span>{"".join(eqs)}</div>')
+            f'<b data-nbcarbon="co2e">{escape(format_mass(totals.co2e_g))} CO2e</b></div>'
+            f'<div style="{_GREY}">{escape(how)}</div>'
+            f'<div>{" · ".join(eqs)}</div>'
+            f'<div style="{_GREY};font-size:11px">equivalents: {escape("; ".join(sources))}</div></div>')
 
 
 def power_html(channels: Sequence[Channel], power_w: Sequence[float | None], age_s: float | None) -> str:
@@ -157,25 +183,31 @@ def power_html(channels: Sequence[Channel], power_w: Sequence[float | None], age
     for component, watts in by.items():
         chans = [ch for ch in channels if ch.component == component]
         value = "unreadable" if watts is None else f"{watts:.3g} W"
-        rows.append(f"<div>{escape(component)} <b>{escape(value)}</b> "
-                    f'<span style="color:#777">({escape(_channel_label(chans))})</span></div>')
+        rows.append(f'<tr style="{ROW_STYLE}">{td(component)}{td(value, "right", extra=";font-weight:bold")}'
+                    f"{td(_channel_label(chans), extra=';' + _GREY + ';' + _NOWRAP)}</tr>")
     total = sum(w for w in by.values() if w is not None)
     return (f'<div style="{_STYLE}"><b>power now</b>: <b data-nbcarbon="power">{total:.3g} W</b> '
-            f'<span style="color:#777">(sampled {age_s:.1f} s ago)</span>{"".join(rows)}</div>')
+            f'<span style="{_GREY}">(sampled {age_s:.1f} s ago)</span>'
+            f'<table style="{TABLE_STYLE}">{"".join(rows)}</table></div>')
 
 
 def cells_html(records: Sequence[Footprint], last: int = LAST_CELLS) -> str:
-    """The last cells measured: name, energy, CO2e, how obtained."""
+    """The last cells measured: name, energy, CO2e, and region/method only where they differ."""
     if not records:
-        return f'<div style="{_STYLE};color:#777">no cells measured yet</div>'
-    cell = "padding:0 10px 0 0"
-    rows = "".join(
-        "<tr>" + "".join(f'<td style="{cell}">{escape(v)}</td>' for v in (
-            cell_name(fp), format_energy(fp.energy_j), f"{format_mass(fp.co2e_g)} CO2e",
-            fp.region.code, how_obtained(fp.components))) + "</tr>"
-        for fp in reversed(list(records)[-last:]))
-    return (f'<div style="{_STYLE}"><b>last cells</b>'
-            f'<table style="border-collapse:collapse">{rows}</table></div>')
+        return f'<div style="{_STYLE};{_GREY}">no cells measured yet</div>'
+    shown = list(reversed(list(records)[-last:]))
+    regions = len({fp.region.code for fp in shown}) > 1
+    methods = len({how_obtained(fp.components) for fp in shown}) > 1
+    rows = []
+    for fp in shown:
+        values = [(cell_name(fp), "left"), (format_energy(fp.energy_j), "right"),
+                  (f"{format_mass(fp.co2e_g)} CO2e", "right")]
+        values += [(fp.region.code, "left")] if regions else []
+        values += [(how_obtained(fp.components), "left")] if methods else []
+        rows.append(f'<tr style="{ROW_STYLE}">' + "".join(td(v, a) for v, a in values) + "</tr>")
+    note = "" if methods else f' <span style="{_GREY}">· {escape(how_obtained(shown[0].components))}</span>'
+    return (f'<div style="{_STYLE}"><b>last cells</b>{note}'
+            f'<table style="{TABLE_STYLE}">{"".join(rows)}</table></div>')
 
 
 def pricing_html(session: Session, pending: str | None) -> str:
@@ -185,6 +217,26 @@ def pricing_html(session: Session, pending: str | None) -> str:
     return (f'<div style="{_STYLE}">priced for <b>{escape(r.code)}</b> {escape(r.name)}, '
             f"{r.g_per_kwh:.4g} g CO2e/kWh ({escape(r.source)}{escape(year)}, {escape(r.basis)}; "
             f"chosen by {escape(r.chosen_by)}) · PUE {session.pue:g}{note}</div>")
+
+
+def static_html(session: Session) -> str:
+    """The dashboard as plain HTML, for renderers without widgets (GitHub, nbviewer), as tqdm does.
+
+    A snapshot of when it was shown: the session's totals, its cells and the pricing, no controls.
+    """
+    records = session.top_records()
+    return (f'<div style="{_STYLE};border-left:3px solid #3a7d44;padding:2px 8px">'
+            f'<b>nbcarbon dashboard</b> <span style="{_GREY}">(snapshot; live in a running kernel)</span>'
+            f"{totals_html(session.totals(), records)}{cells_html(records)}"
+            f"{pricing_html(session, None)}</div>")
+
+
+def static_text(session: Session) -> str:
+    """One plain-text line: what a renderer without HTML or widgets shows."""
+    t = session.totals()
+    return (f"nbcarbon dashboard (snapshot): {t.cells} cell(s) · {format_duration(t.duration_s)} · "
+            f"{format_energy(t.energy_j)} · {format_mass(t.co2e_g)} CO2e · {session.region.code} · "
+            f"PUE {session.pue:g}")
 
 
 def _option(region: intensity.Region) -> tuple[str, str]:
@@ -225,17 +277,26 @@ class Dashboard:
         self.search.observe(self._on_search, "value")
         self.region.observe(self._on_region, "value")
         self.pue.observe(self._on_pue, "value")
-        card = w.Layout(border="1px solid #ccc", padding="4px 8px", margin="2px")
+        # Two cards side by side, each as wide as its content needs (wrapping under each other in
+        # a narrow notebook); a theme-aware border; the controls and pricing under them.
+        def card(width: str) -> Any:
+            return w.Layout(border="1px solid var(--jp-border-color2, #8884)", padding="4px 8px",
+                            margin="2px", flex=f"1 1 {width}")
+
         self.widget = w.VBox([
             w.HTML(f'<div style="{_STYLE}"><b>nbcarbon dashboard</b></div>'),
-            w.HBox([w.Box([self.totals], layout=card),
-                    w.VBox([self.power, self.sparkline], layout=card)]),
-            w.HBox([self.search, self.region, self.pue]),
+            w.HBox([w.VBox([self.totals, self.cells], layout=card("420px")),
+                    w.VBox([self.power, self.sparkline], layout=card("260px"))],
+                   layout=w.Layout(flex_flow="row wrap", align_items="stretch")),
+            w.HBox([self.search, self.region, self.pue],
+                   layout=w.Layout(flex_flow="row wrap")),
             self.pricing,
-            w.Box([self.cells], layout=card),
         ])
         self._unsubscribe = [session.on_record(lambda fp: self.refresh()),
                              session.on_reprice(lambda changed: self.refresh())]
+        # Live power needs the sampler's full rate while the panel is shown; between cells the
+        # sampler otherwise wakes every 30 s (nbcarbon.sampler.IDLE_INTERVAL_S).
+        self._unsubscribe.append(session.keep_awake())
         self.refresh()
         self._tick()
         self._thread = threading.Thread(target=self._run, name="nbcarbon-dashboard", daemon=True)
@@ -243,7 +304,14 @@ class Dashboard:
 
     # -- display -----------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget view, with a readable ``text/plain`` and a static ``text/html`` snapshot for
+        renderers without widgets (not ``VBox(children=(HTML(value='<div...``)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/plain"] = static_text(self.session)
+            data["text/html"] = static_html(self.session)
+        return bundle
 
     # -- records and pricing (main thread) ----------------------------------------------------
     def refresh(self) -> None:

@@ -8,13 +8,12 @@ re-priced records (to update readouts, the dashboard, the ledger).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import intensity
 from .errors import NbcarbonError
@@ -25,12 +24,17 @@ from .footprint import (
     Iterations,
     Measured,
     PricedRegion,
+    co2e_g,
     measure,
     top_level,
 )
+from .meters.base import Channel
 from .meters.probe import ProbeResult, probe
-from .sampler import Reading, Sampler
+from .sampler import IDLE_INTERVAL_S, Reading, Sampler
 from .settings import Settings, parse_pue
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 #: The most records a session holds (for re-pricing readouts, summaries, plots): the most recent
 #: ones. Older records leave the session, not the notebook's outputs or the ledger, and the
@@ -45,7 +49,7 @@ RecordListener = Callable[[Footprint], None]
 RepriceListener = Callable[[list[Footprint]], None]
 #: Prices a record at the time it ran: ``(region, started_at_utc, ended_at_utc) -> (region, warnings)``
 #: (:class:`nbcarbon.live.pricing.LivePricer`). It must not raise, and must return within seconds.
-Pricer = Callable[[PricedRegion, datetime, datetime], tuple[PricedRegion, list[str]]]
+Pricer = Callable[[PricedRegion, "datetime", "datetime"], tuple[PricedRegion, list[str]]]
 
 
 class Collector(Protocol):
@@ -183,6 +187,10 @@ class Session:
         self._closed_at: dict[str, float] = {}  # recent window id -> monotonic end time
         self._next_reprobe = 0.0
         self.reprobe_every_s = REPROBE_EVERY_S
+        self._reprobe_wanted = False  # RAPL counters were found unreadable: look again later
+        #: How often the sampler wakes between windows (``None``: always at the full rate).
+        self.idle_interval_s: float | None = IDLE_INTERVAL_S
+        self._watchers = 0  # keep_awake() holds (a dashboard shown), kept across re-probes
         self._held: set[str] = set()  # ids of ``records`` (a parent is looked up on every forget)
         self._version = _version()
         #: ``None`` unless live intensity is on (``NBCARBON_LIVE=1``, ``%carbon live on``): then each
@@ -201,10 +209,42 @@ class Session:
                 self._probe = self._probe_fn(
                     self.settings.powercap_root, nvml=self._nvml
                 )
-                self.sampler = Sampler(self._probe.meters, self.settings.interval_s)
+                self.sampler = self._new_sampler(self._probe)
             if not self.sampler.running:
                 self.sampler.start()
             return self.sampler
+
+    def _new_sampler(self, found: ProbeResult) -> Sampler:
+        """A sampler on ``found``'s meters, holding the full rate for what asks for it now."""
+        self._reprobe_wanted = any(n.startswith("RAPL") for n in found.notes)
+        sampler = Sampler(found.meters, self.settings.interval_s,
+                          idle_interval_s=self.idle_interval_s)
+        for _ in range(len(self._open) + self._watchers):
+            sampler.hold()
+        return sampler
+
+    def keep_awake(self) -> Callable[[], None]:
+        """Keep the sampler at its full rate (the dashboard's live power) until the returned
+        function is called; idempotent release. Survives a re-probe's new sampler."""
+        with self._lock:
+            self._watchers += 1
+            sampler = self.sampler
+        if sampler is not None:
+            sampler.hold()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._lock:
+                if released:
+                    return
+                released = True
+                self._watchers -= 1
+                sampler = self.sampler
+            if sampler is not None:
+                sampler.release()
+
+        return release
 
     @property
     def probe_result(self) -> ProbeResult:
@@ -260,28 +300,22 @@ class Session:
         """
         pinned_region = priced(intensity.lookup(region), "magic") if region else None
         pinned_pue = parse_pue(pue, "--pue") if pue is not None else None
-        if not self._open:
+        if self._reprobe_wanted and not self._open:
             self._maybe_reprobe()
-        sampler = self.sampler if self.sampler is not None and self.sampler.running else self.start()
-        errors0 = sampler.error_counts()
-        readings = sampler.read_all()
+        sampler = self.sampler
+        if sampler is None or not sampler.running:
+            sampler = self.start()
+        readings, errors0 = sampler.read_all_counted()
+        sampler.note(readings)  # the timeline has every window's boundaries, however idle
         collected = self._collect_begin() if self._collectors else ()
-        parent_id = None if top or not self._open else next(reversed(self._open))
-        window = Window(
-            id=uuid.uuid4().hex,
-            label=label,
-            started_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            t0_s=time.monotonic(),
-            begin=readings,
-            errors0=errors0,
-            region=pinned_region,
-            pue=pinned_pue,
-            source=source,
-            collected=collected,
-            parent_id=parent_id,
-        )
+        started_at = utc_iso(time.time())
+        t0_s = time.monotonic()
         with self._lock:
+            parent_id = None if top or not self._open else next(reversed(self._open))
+            window = _window(new_id(), label, started_at, t0_s, readings, errors0, pinned_region,
+                             pinned_pue, source, collected, parent_id)
             self._open[window.id] = window
+            sampler.hold()
         return window
 
     def adopt(self, window: Window, label: str | None = None, region: str | None = None,
@@ -309,7 +343,8 @@ class Session:
     def abandon(self, window: Window) -> None:
         """Forget an open window that will never be closed (its cell could not be measured)."""
         with self._lock:
-            self._open.pop(window.id, None)
+            if self._open.pop(window.id, None) is not None and self.sampler is not None:
+                self.sampler.release()
 
     def open_ids(self) -> frozenset[str]:
         """Ids of the windows open now (their records are still to come)."""
@@ -329,7 +364,7 @@ class Session:
         check is one scan of the powercap tree, at most every :data:`REPROBE_EVERY_S`.
         """
         found = self._probe
-        if found is None or not any(n.startswith("RAPL") for n in found.notes):
+        if found is None or not self._reprobe_wanted:
             return
         now = time.monotonic()
         if now < self._next_reprobe:
@@ -349,7 +384,7 @@ class Session:
                 return
             old = self.sampler
             self._probe = self._probe_fn(self.settings.powercap_root, nvml=self._nvml)
-            self.sampler = Sampler(self._probe.meters, self.settings.interval_s)
+            self.sampler = self._new_sampler(self._probe)
             self.sampler.start()
             self._announced.clear()
         if old is not None:
@@ -375,21 +410,39 @@ class Session:
         ``iterations`` (a loop's series) and ``warnings`` are added to the record as given.
         """
         with self._lock:
-            window = self._open.pop(window.id, window)  # the adopted form, if options came later
-        sampler = self.sampler
+            opened = self._open.pop(window.id, None)
+            sampler = self.sampler
+            if opened is not None:
+                window = opened  # the adopted form, if options came later
+                if sampler is not None:
+                    sampler.release()
         if sampler is None:
             raise NbcarbonError("the session was closed while a window was open")
-        readings = sampler.read_all()
+        readings, errors1 = sampler.read_all_counted()
         t1_s = time.monotonic()
+        sampler.note(readings)
         duration_s = max(0.0, t1_s - window.t0_s)
-        errors1 = sampler.error_counts()
-        during = tuple(b - a for a, b in zip(window.errors0, errors1, strict=True))
+        errors0 = window.errors0
         channels = [m.channel for m in sampler.meters]
-        measured = measure(channels, window.begin, readings, duration_s, during)
+        measured = None
+        if errors0 == errors1:
+            during = (0,) * len(errors1)
+            measured, energy_j = _clean(channels, window.begin, readings, duration_s)
+        else:
+            during = tuple(b - a for a, b in zip(errors0, errors1, strict=True))
+        if measured is None:
+            measured = measure(channels, window.begin, readings, duration_s, during)
+            energy_j = -1.0  # summed below, with any collector's components
+            self._note_failures(during, readings)
+        elif self._announced:  # a meter that failed before reads again: it may be announced again
+            self._note_failures(during, readings)
         if window.collected:
             self._collect_end(window, duration_s, measured)
-        self._note_failures(during, readings)
-        live_region, live_warnings = self._price_live(window, duration_s)
+            energy_j = -1.0
+        if self.pricer is None:
+            live_region, live_warnings = None, []
+        else:
+            live_region, live_warnings = self._price_live(window, duration_s)
         extra = list(warnings)
         with self._lock:
             parent_end = self._closed_at.get(window.parent_id) if window.parent_id else None
@@ -401,7 +454,9 @@ class Session:
                 del self._closed_at[next(iter(self._closed_at))]
             region = live_region or window.region or self._region
             pue = self._pue if window.pue is None else window.pue
-            energy_j = sum(c.energy_j for c in measured.components)
+            if energy_j < 0.0:
+                energy_j = sum(c.energy_j for c in measured.components)
+            # Priced here, as Footprint.repriced() would (one construction, not two).
             fp = Footprint(
                 id=window.id,
                 cell_id=cell_id,
@@ -414,13 +469,14 @@ class Session:
                 energy_j=energy_j,
                 pue=pue,
                 region=region,
-                co2e_g=0.0,
+                co2e_g=co2e_g(energy_j, pue, region.g_per_kwh),
                 attribution=measured.attribution,
-                warnings=tuple(measured.warnings) + tuple(live_warnings) + tuple(extra),
+                warnings=(tuple(measured.warnings) + tuple(live_warnings) + tuple(extra)
+                          if measured.warnings or live_warnings or extra else ()),
                 nbcarbon_version=self._version,
                 parent_id=window.parent_id,
                 iterations=iterations,
-            ).repriced()
+            )
             self.records.append(fp)
             self._held.add(fp.id)
             self._sources[fp.id] = window.source
@@ -431,7 +487,7 @@ class Session:
             excess = len(self.records) - RECORDS_KEPT
             if excess > 0:
                 self._forget(excess)
-            listeners = list(self._record_listeners)
+            listeners = list(self._record_listeners) if self._record_listeners else ()
         for listener in listeners:
             listener(fp)
         return fp
@@ -458,6 +514,8 @@ class Session:
         pricer = self.pricer
         if pricer is None:
             return None, []
+        from datetime import datetime, timedelta  # only with live intensity on
+
         started = datetime.fromisoformat(window.started_at)
         region, warnings = pricer(window.region or self._region, started,
                                   started + timedelta(seconds=duration_s))
@@ -588,3 +646,77 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def _clean(channels: list[Channel], begin: tuple[Reading, ...], end: tuple[Reading, ...],
+           duration_s: float) -> tuple[Measured | None, float]:
+    """The window's components and their energy when there is nothing to say about its
+    readings, else ``(None, 0)``.
+
+    Most windows are clean: every reading at both ends good, no reading refused in between (the
+    tally is the same object), no standing caveat, no failed background read (checked by the
+    caller). Then :func:`~nbcarbon.footprint.measure` would add no warning, and this builds the
+    same components with less work on the cell's path; anything else goes through ``measure``.
+    ``tests/test_perf_paths.py`` checks that both agree.
+    """
+    components = []
+    machine = False
+    total_j = 0.0
+    for ch, b, e in zip(channels, begin, end, strict=True):
+        if (e.error is not None or b.error is not None or e.total_j is None or b.total_j is None
+                or ch.caveat or e.anomalies is not b.anomalies or e.anomalies.held):
+            return None, 0.0
+        energy_j = e.total_j - b.total_j
+        if energy_j < 0.0:
+            energy_j = 0.0
+        total_j += energy_j
+        components.append(Component(ch.component, ch.device, ch.method, energy_j,
+                                    energy_j / duration_s if duration_s > 0 else 0.0))
+        if ch.attribution == "machine":
+            machine = True
+    return Measured(components, [], "machine" if machine else "process"), total_j
+
+
+_WINDOW_FIELDS = tuple(f.name for f in fields(Window))
+
+
+def _window(*values: Any) -> Window:
+    """``Window(*values)`` without the frozen dataclass's per-field ``object.__setattr__``
+    (half its cost; every window's start makes one). Same object: fields, equality, repr and
+    ``dataclasses.replace`` all work as on one built by ``Window(...)``."""
+    window = object.__new__(Window)
+    window.__dict__.update(zip(_WINDOW_FIELDS, values, strict=True))
+    return window
+
+
+def new_id() -> str:
+    """A random (version 4) UUID in hex, as ``uuid.uuid4().hex`` gives it.
+
+    Why not ``uuid``: importing it costs ~2 ms (it imports ``platform``) and each id ~3 us, on
+    every window; this is one ``os.urandom`` call.
+    """
+    n = int.from_bytes(os.urandom(16), "big")
+    return f"{(n & _UUID_CLEAR) | _UUID_SET:032x}"
+
+
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)  # version and variant bits
+_UUID_SET = (0x4 << 76) | (0x2 << 62)
+_second: tuple[int, str] = (-1, "")  # the last whole UTC second formatted, and its text
+
+
+def utc_iso(t: float) -> str:
+    """``t`` (seconds since the epoch) as ``datetime.isoformat(timespec="milliseconds")`` writes
+    an aware UTC time, e.g. ``2026-11-23T20:14:10.123+00:00``.
+
+    Why by hand: every window records its start this way, and ``datetime.now().isoformat()``
+    costs ~2 us (and importing ``datetime`` ~1 ms); the text of the current second is cached.
+    """
+    global _second
+    whole = int(t)
+    us = round((t - whole) * 1e6)  # as datetime.fromtimestamp rounds
+    if us >= 1_000_000:
+        whole, us = whole + 1, 0
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{us // 1000:03d}+00:00"

@@ -5,12 +5,33 @@ line), each with its own rendering, but a region or PUE change must reach all of
 part registers here what it showed (record id -> display id and how to draw it again), and one
 listener on the session's re-pricing redraws them through their display ids; the saved notebook
 then carries the new prices. IPython is imported only when something is shown.
+
+How the messages are sent. Every readout shown is a ``display_data`` message and every re-priced
+one an ``update_display_data`` message: the protocol has no message that updates several outputs
+with different contents. IPython's ``display``/``update_display`` flush stdout and stderr before
+every message, and in ipykernel each flush is a round trip to the IOPub thread whether or not
+anything was written (about 0.2 ms each, two per message). In a kernel, nbcarbon therefore
+builds the very message ``ZMQDisplayPublisher.publish`` would and sends it through the same
+session and socket (:class:`_Publisher`), flushing the streams only when they hold output not yet
+sent (so a readout still comes after what its cell printed). Anywhere else (a terminal, a
+``%%capture``, a publish hook such as an output capture) IPython's own functions are used.
+
+Why re-pricing is paced. The Jupyter server stops forwarding IOPub messages of a kernel that sends
+more than 1,000 a second averaged over 3 s (``iopub_msg_rate_limit``, ``rate_limit_window``:
+"IOPub message rate exceeded"), and ZeroMQ drops what a slow client has not taken once about a
+thousand are queued; either way some readouts would keep their old prices, silently. nbcarbon's
+own messages are kept under :data:`MAX_MESSAGES` per :data:`WINDOW_S` (:class:`_Pacer`), so
+re-pricing more than that many readouts takes about a second per 900 more: 10,000 readouts take
+about 9 s, the floor any kernel has behind a Jupyter server with its default limits.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +42,91 @@ from .session import Session
 #: ``record -> (data, metadata)`` of the ``display_data`` output that carries it.
 Render = Callable[[Footprint], tuple[dict[str, str], dict[str, Any]]]
 
+#: At most this many of nbcarbon's display messages in any :data:`WINDOW_S`: 90 % of what the
+#: Jupyter server's defaults forward (1,000 a second over 3 s), leaving room for the cell's own.
+MAX_MESSAGES = 2700
+WINDOW_S = 3.0
+
 _registries: "weakref.WeakKeyDictionary[Session, Shown]" = weakref.WeakKeyDictionary()
+
+
+class _Pacer:
+    """A sliding window over the times of the last :data:`MAX_MESSAGES` messages sent.
+
+    :meth:`wait` returns at once until the window is full, then sleeps until the oldest message
+    leaves it: bursts of up to ``MAX_MESSAGES`` go out at full speed, longer runs at
+    ``MAX_MESSAGES / WINDOW_S`` a second.
+    """
+
+    def __init__(self) -> None:
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+        #: Seconds spent waiting so far (benchmarks report it).
+        self.waited_s = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            sent = self._sent
+            now = time.monotonic()
+            while sent and sent[0] <= now - WINDOW_S:
+                sent.popleft()
+            if len(sent) >= MAX_MESSAGES:
+                delay = sent[0] + WINDOW_S - now
+                if delay > 0:
+                    time.sleep(delay)
+                    self.waited_s += delay
+                    now = time.monotonic()
+                while sent and sent[0] <= now - WINDOW_S:
+                    sent.popleft()
+            sent.append(now)
+
+
+_pacer = _Pacer()
+
+
+class _Publisher:
+    """The running ipykernel's display publisher, driven directly (see the module docstring)."""
+
+    def __init__(self, pub: Any) -> None:
+        self.pub = pub
+        self.session = pub.session
+        self.socket = pub.pub_socket
+
+    @classmethod
+    def find(cls) -> _Publisher | None:
+        """The publisher, or ``None`` where IPython's functions must be used instead: outside a
+        kernel, under ``%%capture`` (another publisher), with a publish hook registered, or with
+        display history kept (IPython then also records each output)."""
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        pub = getattr(shell, "display_pub", None)
+        session = getattr(pub, "session", None)
+        if session is None or getattr(pub, "pub_socket", None) is None \
+                or not callable(getattr(session, "send", None)):
+            return None
+        try:
+            if pub._hooks or getattr(pub, "store_display_history", False):  # type: ignore[union-attr]
+                return None
+            pub.parent_header  # noqa: B018 - the attributes publish() uses must all be there
+            pub.topic  # noqa: B018
+        except AttributeError:
+            return None
+        return cls(pub)
+
+    def flush_streams(self, always: bool = False) -> None:
+        """Send what the cell printed before this output (ipykernel's streams flush only through
+        a round trip to their thread, so only when they hold something)."""
+        for stream in (sys.stdout, sys.stderr):
+            if always or getattr(stream, "_flush_pending", True) \
+                    or getattr(stream, "_subprocess_flush_pending", False):
+                stream.flush()
+
+    def send(self, msg_type: str, data: dict[str, str], metadata: dict[str, Any],
+             display_id: str) -> None:
+        _pacer.wait()
+        content = {"data": data, "metadata": metadata, "transient": {"display_id": display_id}}
+        self.session.send(self.socket, msg_type, content, parent=self.pub.parent_header,
+                          ident=self.pub.topic)
 
 
 class Shown:
@@ -30,14 +135,23 @@ class Shown:
     def __init__(self, session: Session) -> None:
         self._entries: dict[str, tuple[str, Render]] = {}
         self._unsubscribe = session.on_reprice(self.update)
+        #: Update messages sent by the last :meth:`update` (for tests and benchmarks).
+        self.last_sent = 0
 
     def show(self, fp: Footprint, render: Render, display_id: str | None = None) -> str:
         """Display ``fp`` as ``render`` draws it, and keep it for re-pricing; returns the display id."""
-        from IPython.display import display
-
         display_id = display_id or fp.id
         data, metadata = render(fp)
-        display(data, raw=True, metadata=metadata, display_id=display_id)
+        publisher = _Publisher.find()
+        if publisher is not None:
+            publisher.flush_streams()
+            publisher.send("display_data", data, metadata, display_id)
+        else:
+            from IPython.display import display
+
+            if in_kernel():
+                _pacer.wait()
+            display(data, raw=True, metadata=metadata, display_id=display_id)
         self.register(fp.id, display_id, render)
         return display_id
 
@@ -56,24 +170,52 @@ class Shown:
     def update(self, changed: list[Footprint]) -> None:
         """Redraw the outputs of the re-priced records, through their display ids.
 
-        Also runs outside any cell (the dashboard's selector is a comm message): the frontend
-        applies ``update_display_data`` by display id whichever message caused it.
+        The session passes only the records whose price changed; those never shown here are
+        skipped. Also runs outside any cell (the dashboard's selector is a comm message): the
+        frontend applies ``update_display_data`` by display id whichever message caused it.
         """
+        self.last_sent = 0
         if not changed or not self._entries:
+            return
+        todo = [(fp, self._entries[fp.id]) for fp in changed if fp.id in self._entries]
+        if not todo:
+            return
+        publisher = _Publisher.find()
+        if publisher is not None:
+            publisher.flush_streams()
+            for fp, (display_id, render) in todo:
+                data, metadata = render(fp)
+                publisher.send("update_display_data", data, metadata, display_id)
+                self.last_sent += 1
             return
         from IPython.display import update_display
 
-        for fp in changed:
-            entry = self._entries.get(fp.id)
-            if entry is None:
-                continue
-            display_id, render = entry
+        paced = in_kernel()
+        for fp, (display_id, render) in todo:
             data, metadata = render(fp)
+            if paced:
+                _pacer.wait()
             update_display(data, raw=True, metadata=metadata, display_id=display_id)
+            self.last_sent += 1
 
     def close(self) -> None:
         self._unsubscribe()
         self._entries.clear()
+
+
+def update_output(data: dict[str, str], metadata: dict[str, Any], display_id: str) -> None:
+    """Update one output by display id the way readouts are updated (direct and paced), for the
+    other outputs that carry records (``%carbon summary``)."""
+    publisher = _Publisher.find()
+    if publisher is not None:
+        publisher.flush_streams()
+        publisher.send("update_display_data", data, metadata, display_id)
+        return
+    from IPython.display import update_display
+
+    if in_kernel():
+        _pacer.wait()
+    update_display(data, raw=True, metadata=metadata, display_id=display_id)
 
 
 def registry(session: Session) -> Shown:

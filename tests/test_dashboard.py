@@ -54,7 +54,7 @@ def test_dashboard_totals_live_power_and_region_change(tmp_path: Path) -> None:
     # The totals shown are the sum of the records.
     assert format_energy(sum(e for e, _ in se)) in shown
     assert format_mass(sum(g for _, g in se)) in shown
-    assert "2 cell(s)" in shown
+    assert "2 cells" in shown
     # the widget is in the notebook as a widget view
     assert "application/vnd.jupyter.widget-view+json" in nb.cells[3].outputs[0]["data"]
 

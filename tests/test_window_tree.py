@@ -157,3 +157,33 @@ def test_a_child_that_outlives_its_parent_says_so() -> None:
         assert session.totals().cells == 1
     finally:
         session.close()
+
+
+def test_a_short_window_between_idle_samples_is_on_the_timeline() -> None:
+    """The thread samples every 30 s between cells; a cell's own boundary reads draw it anyway."""
+    from nbcarbon.meters.base import Channel, Meter
+    from nbcarbon.meters.probe import ProbeResult
+    from nbcarbon.session import Session
+    from nbcarbon.settings import Settings
+
+    class Counter(Meter):
+        channel = Channel("cpu", "package-0", "rapl-counter", "machine")
+        total_j = 0.0
+
+        def read(self) -> float:
+            return self.total_j
+
+    meter = Counter()
+    session = Session(Settings(interval_s=60.0), {"NBCARBON_REGION": "SE"},
+                      probe_fn=lambda root, nvml=None: ProbeResult([meter]))
+    try:
+        session.start()
+        before = len(session.sampler.timeline)
+        window = session.begin("short")
+        time.sleep(0.05)
+        meter.total_j += 5.0
+        fp = session.end(window)
+        points = list(session.sampler.timeline)[before:]
+        assert points and points[-1].power_w[0] == pytest.approx(fp.energy_j / fp.duration_s, rel=0.2)
+    finally:
+        session.close()

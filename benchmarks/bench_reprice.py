@@ -1,0 +1,154 @@
+"""Re-pricing in a real kernel: ``%carbon region`` and ``%carbon pue`` with N readouts and a summary shown.
+
+Run: ``.venv/bin/python benchmarks/bench_reprice.py [--readouts 10000]``
+
+Why a real kernel: a re-price sends one ``update_display_data`` message per readout shown (its
+display id, new text, HTML and record), so what it costs is mostly the kernel's messaging, which
+an ``InteractiveShell`` does not have. One cell shows N compact readouts (``nbcarbon.track()``
+blocks in a loop); then ``%carbon region PL`` is timed from the request to the kernel's idle
+status, every update received, and the updates are counted and sized (their JSON). Then one
+``%carbon summary`` of those N cells is shown and ``%carbon pue 1.3`` re-prices readouts and
+summary alike; the summary's update is sized on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+from jupyter_client.manager import start_new_kernel
+
+from nbcarbon.shown import MAX_MESSAGES, WINDOW_S
+
+
+def _run(kc, code: str, timeout_s: float = 600.0) -> tuple[float, list[dict]]:
+    """Seconds from execute to idle, and the IOPub messages of the request."""
+    t0 = time.perf_counter()
+    msg_id = kc.execute(code)
+    got = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout_s)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        got.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return time.perf_counter() - t0, got
+
+
+def _size(msgs: list[dict], kind: str, summary: bool | None = None) -> tuple[int, int]:
+    """How many messages of ``kind`` and their content's JSON bytes (summary or not: by record)."""
+    n = size = 0
+    for m in msgs:
+        if m["msg_type"] != kind:
+            continue
+        record = m["content"].get("metadata", {}).get("nbcarbon", {})
+        if summary is not None and (record.get("kind") == "summary") != summary:
+            continue
+        n += 1
+        size += len(json.dumps(m["content"]))
+    return n, size
+
+
+def measure(readouts: int, repeats: int = 3) -> dict:
+    env = dict(os.environ, NBCARBON_LEDGER="off", NBCARBON_REGION="SE")
+    km, kc = start_new_kernel(kernel_name="python3", env=env,
+                              extra_arguments=["--HistoryManager.enabled=False"])
+    try:
+        _run(kc, "%load_ext nbcarbon")
+        t_show, shown = _run(kc, "import nbcarbon\n"
+                                 f"for _ in range({readouts}):\n"
+                                 "    with nbcarbon.track():\n"
+                                 "        pass")
+        n_shown, shown_bytes = _size(shown, "display_data")
+        region = []
+        for i in range(repeats):
+            dt, msgs = _run(kc, f"%carbon region {('PL', 'FR')[i % 2]}")
+            n, size = _size(msgs, "update_display_data")
+            region.append((dt, n, size))
+        _, summ = _run(kc, "%carbon summary")
+        _, summary_bytes = _size(summ, "display_data", summary=True)
+        pue = []
+        for i in range(repeats):
+            dt, msgs = _run(kc, f"%carbon pue {(1.3, 1.2)[i % 2]}")
+            pue.append((dt, *_size(msgs, "update_display_data", summary=False),
+                        *_size(msgs, "update_display_data", summary=True)))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return {
+        "readouts": readouts, "shown": n_shown, "show_s": t_show,
+        "shown_bytes": shown_bytes / max(1, n_shown),
+        "region_s": [r[0] for r in region], "region_updates": region[-1][1],
+        "region_bytes": region[-1][2],
+        "summary_bytes": summary_bytes,
+        "pue_s": [p[0] for p in pue], "pue_readout_updates": pue[-1][1],
+        "pue_readout_bytes": pue[-1][2], "pue_summary_updates": pue[-1][3],
+        "pue_summary_bytes": pue[-1][4],
+    }
+
+
+def table(r: dict) -> str:
+    med = statistics.median
+    n = r["readouts"]
+    rows = [
+        "| measure, real ipykernel | value |",
+        "|---|---|",
+        f"| readouts shown (one cell, `nbcarbon.track()` in a loop) | {r['shown']:,} "
+        f"({r['show_s']:.1f} s, {r['shown_bytes']:.0f} bytes each) |",
+        f"| `%carbon region` with {n:,} readouts shown: time to idle, every update received | "
+        f"**{med(r['region_s']):.2f} s** (runs: {', '.join(f'{x:.2f}' for x in r['region_s'])}) |",
+        f"| … updates sent, total size | {r['region_updates']:,} `update_display_data`, "
+        f"{r['region_bytes'] / 1e6:.1f} MB |",
+        f"| `%carbon summary` of those {n:,} cells: size shown | {r['summary_bytes'] / 1e6:.2f} MB |",
+        f"| `%carbon pue` with the readouts and the summary shown: time to idle | "
+        f"**{med(r['pue_s']):.2f} s** |",
+        f"| … the summary's update | {r['pue_summary_updates']} message, "
+        f"**{r['pue_summary_bytes'] / 1e6:.2f} MB** |",
+        f"| … the readouts' updates | {r['pue_readout_updates']:,} messages, "
+        f"{r['pue_readout_bytes'] / 1e6:.1f} MB |",
+    ]
+    return "\n".join(rows)
+
+
+def run(quick: bool) -> dict:
+    """For ``bench.py``: 2,000 readouts (one burst, under the pacing limit) and 10,000 (paced)."""
+    repeats = 2 if quick else 3
+    return {"small": measure(2_000, repeats), "large": measure(10_000, repeats)}
+
+
+def render(results: dict) -> str:
+    small, r = results["small"], results["large"]
+    med = statistics.median
+    return table(r) + (
+        f"\n\nWith {small['readouts']:,} readouts (under the {MAX_MESSAGES:,} messages that go out "
+        f"in one burst): `%carbon region` {med(small['region_s']):.2f} s "
+        f"({med(small['region_s']) / small['readouts'] * 1e3:.2f} ms per readout, all in: the "
+        f"kernel's work and the client's), `%carbon pue` {med(small['pue_s']):.2f} s, the "
+        f"summary's update {small['pue_summary_bytes'] / 1e6:.2f} MB.\n\n"
+        "Why 10,000 take longer: nbcarbon keeps its messages under "
+        f"{MAX_MESSAGES:,} per {WINDOW_S:g} s (`nbcarbon/shown.py`), because the Jupyter server "
+        "stops forwarding a kernel's IOPub messages above 1,000 a second over 3 s (its default "
+        "`iopub_msg_rate_limit`) and ZeroMQ drops messages a slow client has not taken: sent "
+        "faster, some readouts would silently keep their old prices. One message per readout "
+        "is the protocol's (no message updates several outputs with different contents), so "
+        "through a Jupyter server with default settings 10,000 readouts take at least 10 s, "
+        "whatever the kernel does.\n\n"
+        "Times are from sending the request to the kernel's idle status, with every message "
+        "received and decoded by the client (`jupyter_client`, in the benchmark's process): "
+        "that is the least a frontend does with them. Sizes are the JSON of each message's "
+        "content.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--readouts", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(table(measure(args.readouts, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()
