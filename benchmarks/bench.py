@@ -196,16 +196,19 @@ def targets(results: dict) -> str:
         rapl = med(res["nbcarbon-rapl"]["pair"])
         if ours is not None and ct is not None:
             say("one window below Carbontracker's", f"{ours:.0f} µs against {ct:.0f} µs",
-                ours < ct, "Carbontracker's own median moves between 25 and 47 µs from run to "
-                "run on this machine; nbcarbon's between 27 and 32 µs.")
+                ours < ct, "Both move by a third from run to run on this shared machine "
+                "(section 3 gives the spread); nbcarbon's floor is the next item's, with two "
+                "model reads (CPU time: two clock calls; resident memory: one `pread` of "
+                "`/proc/PID/statm`) in place of two counter files.")
         if rapl is not None:
             say("one window ≤ 20 µs on fake RAPL counters", f"{rapl:.0f} µs", rapl <= 20,
                 "The floor: four counter reads (`pread` of a kept file, about 1 µs, plus one "
                 "`fstat` when the value has not moved, since the fake's files are replaced by "
                 "rename where sysfs changes them in place), then the record: its components and "
-                "`Footprint` are frozen dataclasses of `footprint.py` (about 4 µs), an id and a "
-                "start time, the session's bookkeeping; about 17 µs with meters that cost "
-                "nothing.")
+                "`Footprint` are frozen dataclasses of `footprint.py` (built without their "
+                "per-field `__setattr__`, still about 1.5 µs), an id and a start time, the "
+                "session's bookkeeping: about 15-20 µs with meters that cost nothing, depending "
+                "on the machine's load.")
     kern = results.get("kernel")
     if kern:
         say("`%%carbon` overhead in a real kernel ≤ 0.5 ms", f"{kern['overhead_ms']:.2f} ms "
