@@ -90,8 +90,11 @@ def test_zone_failing_mid_cell_keeps_the_energy_before(tmp_path: Path, make_shel
     assert dram and dram[0].energy_j == pytest.approx(5.0 * 0.8, abs=1e-4)
     assert err.count("could not be read") == 1
     assert not any(str(tmp_path) in w or "intel-rapl" in w for w in broken.warnings)
-    # Measuring goes on where the zone comes back: the next cell is whole again.
-    assert healed.warnings == ()
+    # Measuring goes on where the zone comes back: the next cell is whole again. The sampler
+    # thread may still be finishing a read of the broken zone as the cell opens (it reopens the
+    # file then): that read is counted as failed, and says so, but costs the cell no energy.
+    assert [w for w in healed.warnings if "background read(s) failed" not in w] == []
+    assert not any("partly measured" in w or "not measured" in w for w in healed.warnings)
     assert cpu(healed).energy_j == pytest.approx(0.3 * 30.0, abs=1e-4)
 
 
