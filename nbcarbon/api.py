@@ -8,6 +8,7 @@ this layer knows the notebook's name and what made each record.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -38,7 +39,16 @@ def default_session() -> Session:
             _default = Session(settings, os.environ)
             if settings.ledger is not None:
                 _hook = LedgerHook(_default, settings.ledger, os.environ)
+            # Registered before the ledger writer's own exit handler, so it runs after it (atexit
+            # is last-in, first-out) and sees a notice the final write raised.
+            atexit.register(_say_leftover_notices, _default)
         return _default
+
+
+def _say_leftover_notices(session: Session) -> None:
+    """At exit, print notices no window was left to show (a script's last write failing)."""
+    for notice in session.take_notices():
+        print(notice, file=sys.stderr)
 
 
 def close_default_session() -> None:
@@ -51,6 +61,8 @@ def close_default_session() -> None:
     if hook is not None:
         hook.close()
     if session is not None:
+        atexit.unregister(_say_leftover_notices)
+        _say_leftover_notices(session)
         session.close()
 
 

@@ -71,8 +71,13 @@ def test_read_only_place(tmp_path: Path, make_shell, monkeypatch, capsys, place:
     assert len(extension(ip).session.records) == 4
 
 
-def test_full_disk_keeps_what_was_committed(tmp_path: Path) -> None:
-    """A file-size limit (RLIMIT_FSIZE) makes every write past it fail, as a full disk does."""
+@pytest.mark.parametrize("linger_s", [None, 2.0], ids=["during", "after-the-last-window"])
+def test_full_disk_keeps_what_was_committed(tmp_path: Path, linger_s: float | None) -> None:
+    """A file-size limit (RLIMIT_FSIZE) makes every write past it fail, as a full disk does.
+
+    The writer's thread may fail while windows still run (their exit shows the notice) or only
+    after the last one (a long linger forces that order): the notice is then said at exit.
+    """
     path = tmp_path / "ledger.sqlite3"
     script = textwrap.dedent(f"""
         import os, resource, signal, sys
@@ -85,6 +90,9 @@ def test_full_disk_keeps_what_was_committed(tmp_path: Path) -> None:
         nbcarbon.api.default_ledger().flush()
         limit = max(os.path.getsize({str(path)!r}), os.path.getsize({str(path)!r} + "-wal")) + 8192
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        if {linger_s!r} is not None:
+            import nbcarbon.ledger
+            nbcarbon.ledger.LINGER_S = {linger_s!r}
         values = []
         for i in range(300):
             with nbcarbon.track("x" * 500) as t:
