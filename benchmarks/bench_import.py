@@ -46,7 +46,8 @@ lap("CPU model: cpuinfo and power table (cputime.py)",
 lap("process tree, CPU and memory models (cputime.py, memory.py)", lambda: __import__(
     "nbcarbon.meters.memory").meters.memory.MemoryModelMeter(os.getpid()))
 from nbcarbon.meters import nvml
-lap("GPU: import pynvml, try the driver (nvml.py)", lambda: nvml.open_gpus(None))
+lap("GPU: look for an NVIDIA driver, pynvml only if one is there (nvml.py)",
+    lambda: nvml.open_gpus(None))
 import nbcarbon.api as api
 def rest():
     s = api.default_session(); s.start(); s.end(s.begin()); api.close_default_session()

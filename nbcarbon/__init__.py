@@ -8,7 +8,9 @@ This module imports nothing heavy: IPython, psutil and NVML are imported where t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not `from typing import TYPE_CHECKING`: typing costs a few ms to import and this module only
+# needs it for annotations (strings here), so type checkers see the constant by its name.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension", "track",
@@ -16,6 +18,7 @@ __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension", 
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from .api import Tracker
     from .footprint import Footprint

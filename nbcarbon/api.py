@@ -12,16 +12,17 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .footprint import Footprint
 from .session import Session, Window
 from .settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: nothing to import when the module loads
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+    from types import TracebackType
+
     from .ledger import Entry, LedgerWriter
 
 _default: Session | None = None

@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import WorkerPlugin
 
-from .footprint import Component
+from .footprint import Component, Share
+from .meters.share import Split, split_snapshots
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -173,8 +174,9 @@ class MeterPlugin(WorkerPlugin):
         if not in_origin:
             try:
                 settings = Settings.from_environ(os.environ)
-                result = probe(settings.powercap_root, nvml=self.nvml, pid=os.getpid(), use_gpu=self.use_gpu)
-                sampler = Sampler(result.meters, settings.interval_s)
+                result = probe(settings.powercap_root, nvml=self.nvml, pid=os.getpid(), use_gpu=self.use_gpu,
+                               proc_stat=settings.proc_stat)
+                sampler = Sampler(result.meters, settings.interval_s, shares=result.shares)
                 sampler.start()
             except Exception as exc:  # noqa: BLE001 - a worker without meters must still answer why
                 state["error"] = f"meters could not start: {type(exc).__name__}: {exc}"[:300]
@@ -189,6 +191,11 @@ class MeterPlugin(WorkerPlugin):
                 # Raw identities stay here; each answer sends them hashed with that request's salt.
                 state["identities"] = [device_identity(m) if m.channel.attribution == "machine" else None
                                        for m in sampler.meters]
+                # Which machine-wide channels each share meter splits (by index), and by what:
+                # the notebook splits this worker's part of its host the way a kernel's is split.
+                state["shares"] = [[share.basis, [i for i, m in enumerate(sampler.meters)
+                                                  if share.covers(m.channel)]]
+                                   for share in sampler.shares]
         self._state = state
         self._keyed = {}
         worker.handlers[HANDLER] = self.answer
@@ -232,8 +239,10 @@ class MeterPlugin(WorkerPlugin):
         state = self._state
         sampler = self._sampler
         totals = []
+        uses: list[Any] = []
         if sampler is not None:
             totals = [[r.total_j, r.error] for r in sampler.read_all()]
+            uses = [list(u) if isinstance(u, tuple) else str(u) for u in sampler.read_shares()]
         host, kernel, channels = self._keys(salt)
         return {
             "instance": state.get("instance"), "pid": state.get("pid"),
@@ -241,6 +250,7 @@ class MeterPlugin(WorkerPlugin):
             "host": host, "kernel": kernel, "process": process_token(),
             "in_origin": state.get("in_origin", False),
             "channels": channels, "totals": totals,
+            "shares": state.get("shares", []), "uses": uses,
             "error": state.get("error"),
             "named_by_host": state.get("named_by_host", False),
         }
@@ -292,6 +302,10 @@ class WorkerReading:
     #: that registered the plugin (and so runs no meters).
     process: str | None = None
     in_origin: bool = False
+    #: ``(basis, channel indexes)`` per share meter of the worker, and each one's cumulative use
+    #: now (a list of numbers, or the read's failure message); empty from older workers.
+    shares: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    uses: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -339,8 +353,40 @@ def parse_answers(rows: Iterable[Sequence[Any]], names: dict[str, str], collect_
             totals=tuple((t[0], t[1]) for t in answer.get("totals", [])),
             error=answer.get("error"), process=answer.get("process"),
             in_origin=bool(answer.get("in_origin")),
+            shares=_shares_of(answer.get("shares")), uses=tuple(answer.get("uses") or ()),
         )
     return snap
+
+
+def _shares_of(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """A worker's share meters from its answer; anything malformed is no share (charged whole)."""
+    out = []
+    try:
+        for basis, indexes in value or ():
+            out.append((str(basis), tuple(int(i) for i in indexes)))
+    except (TypeError, ValueError):
+        return ()
+    return tuple(out)
+
+
+def _worker_split(e: WorkerReading, b: WorkerReading | None, index: int,
+                  duration_s: float) -> tuple[Split | None, bool]:
+    """The worker's share of its host's channel ``index`` over the window, and whether the channel
+    is split at all (a share meter covers it). ``None`` with ``True``: covered, not worked out."""
+    for k, (basis, indexes) in enumerate(e.shares):
+        if index not in indexes:
+            continue
+        begin = b.uses[k] if b is not None and k < len(b.uses) else None
+        end = e.uses[k] if k < len(e.uses) else None
+        if b is None:
+            return Split(None, basis, "its meters started during the window"), True
+        if isinstance(begin, str) or isinstance(end, str) or begin is None or end is None:
+            return Split(None, basis, str(end if isinstance(end, str) else begin or "no reading")), True
+        try:
+            return split_snapshots(basis, begin, end, duration_s), True
+        except (TypeError, ValueError) as exc:
+            return Split(None, basis, f"an answer that cannot be split ({type(exc).__name__})"), True
+    return None, False
 
 
 @dataclass(frozen=True)
@@ -358,6 +404,8 @@ class Local:
     unidentified: frozenset[tuple[str, str, str]] = frozenset()
     #: the notebook's followed processes (the CPU-time model's tree), detached ones included
     tree: Any = field(default=None, compare=False, hash=False)
+    #: the notebook session's attribution mode: ``share`` splits workers' machine-wide channels
+    attribution: str = "machine"
 
 
 def combine(
@@ -413,7 +461,22 @@ def combine(
         for i, channel in enumerate(e.channels):
             component, device, method, attribution = channel[:4]
             identity = channel[4] if len(channel) > 4 else None
-            if attribution == "machine":
+            split = None
+            if attribution == "machine" and local.attribution == "share":
+                b_reading = begin.readings.get(e.address) if b_totals is not None else None
+                split, covered = _worker_split(e, b_reading, i, duration_s)
+                if covered and (split is None or split.fraction is None):
+                    why = split.why if split is not None else "no reading"
+                    warnings.append(f"{component} dask:{e.name}/{device} ({method}): its share could "
+                                    f"not be worked out ({why}); its host's energy is charged whole")
+                    split = None
+            if split is not None:
+                # Each worker's own share of its host, added per worker (shares of one machine
+                # are disjoint); a worker inside the notebook's process tree is already in the
+                # notebook's own share of that machine.
+                if e.kernel == local.kernel and e.pid in local.pids:
+                    continue
+            elif attribution == "machine":
                 same_host = e.host is not None and e.host == local.host
                 if identity is not None:
                     # A board by its identity: two pods' "gpu0" on one node are two GPUs.
@@ -440,8 +503,13 @@ def combine(
             if end_err is not None:
                 warnings.append(f"{component} {label} ({method}) partly measured: {end_err}")
             energy_j = max(0.0, end_j - begin_j)
+            share = None
+            if split is not None and split.fraction is not None:
+                fraction = round(min(1.0, max(0.0, split.fraction)), 4)
+                share = Share(split.basis, fraction, energy_j)
+                energy_j *= fraction
             power_w = energy_j / duration_s if duration_s > 0 else 0.0
-            components.append(Component(component, label, method, energy_j, power_w))
+            components.append(Component(component, label, method, energy_j, power_w, share))
     return components, warnings
 
 
@@ -505,7 +573,9 @@ class ClusterCollector:
     def end(self, token: Snapshot, duration_s: float) -> tuple[list[Component], list[str]]:
         snap = self.collect()
         local = self.local
-        if local.kernel is not None and local.process_channels:
+        if self.session is not None and self.session.attribution != local.attribution:
+            local = replace(local, attribution=self.session.attribution)  # %carbon attribution
+        if local.kernel is not None and (local.process_channels or local.attribution == "share"):
             local = replace(local, pids=self._tree_pids(snap, local))
         return combine(token, snap, duration_s, local)
 
@@ -561,6 +631,7 @@ def local_view(session: "Session", salt: str) -> Local:
         unidentified=frozenset((c.component, c.device, c.method) for c, i in machine if i is None),
         tree=next((m.tree for m in meters if m.channel.attribution == "process"
                    and getattr(m, "tree", None) is not None), None),
+        attribution=session.attribution,
     )
 
 

@@ -18,7 +18,7 @@ from .errors import NbcarbonError
 from .magics import CarbonExtension, parse_cell_options, split_args, usage_line
 from .session import priced
 from .settings import parse_pue
-from .status import region_brief, regions_text, session_status
+from .status import attribution_line, region_brief, regions_text, session_status
 
 
 @magics_class
@@ -42,6 +42,8 @@ class CarbonMagics(Magics):
         %carbon regions [TEXT]   list regions matching TEXT with intensity, year and source
         %carbon pue X            set the PUE (1.0 to 3.0)
         %carbon auto on|off      measure every cell, with a one-line readout
+        %carbon attribution share|machine  charge cells their share of machine-wide counters
+                                 (default) or everything the machine did
         %carbon dashboard        a live panel: totals, power now, region and PUE, last cells
         %carbon summary          a static table of the session's cells and totals (with a record)
         %carbon live on|off      price cells with live grid intensity (UK, Denmark, Electricity Maps)
@@ -144,6 +146,10 @@ class CarbonMagics(Magics):
         elif command == "auto" and rest in (["on"], ["off"]):
             self.ext.auto = rest[0] == "on"
             print(f"nbcarbon: auto {'on: every cell is measured' if self.ext.auto else 'off'}")
+        elif command == "attribution" and len(rest) <= 1:
+            if rest:
+                session.set_attribution(rest[0])
+            print(f"nbcarbon: {attribution_line(session)}")
         elif command == "reset" and not rest:
             session.reset()
             if self.ext.dashboard is not None:
@@ -152,7 +158,8 @@ class CarbonMagics(Magics):
         else:
             raise UsageError(
                 f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "
-                "region CODE, regions [TEXT], pue X, auto on|off, dashboard, summary, "
+                "region CODE, regions [TEXT], pue X, auto on|off, attribution share|machine, "
+                "dashboard, summary, "
                 "compare CODE..., live on|off, forecast [HOURS], dask on|off, plot [cells|timeline], reset "
                 "(see %carbon?)"
             )

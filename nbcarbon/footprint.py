@@ -21,6 +21,7 @@ SCHEMA = 1
 #: Where a record lives in a notebook output: ``output["metadata"][METADATA_KEY]``.
 METADATA_KEY = "nbcarbon"
 STATUSES = ("ok", "error", "interrupted")
+ATTRIBUTIONS = ("machine", "process", "share")
 J_PER_KWH = 3.6e6
 
 
@@ -29,20 +30,56 @@ def co2e_g(energy_j: float, pue: float, g_per_kwh: float) -> float:
     return energy_j / J_PER_KWH * pue * g_per_kwh
 
 
+#: What a share of a machine-wide counter was split by (``Component.share``): the window's
+#: process tree's part of the machine's busy CPU time, of the GPU's sampled utilisation, or of
+#: the processes holding the GPU when none was sampled busy.
+SHARE_BASES = ("cpu-time", "gpu-utilization", "gpu-processes")
+
+
+@dataclass(frozen=True)
+class Share:
+    """How a machine-wide component was split: the cell is charged ``fraction`` of
+    ``machine_energy_j`` (the counter's energy over the window), by ``basis``.
+
+    Kept in the record beside the charged energy so a reader can see both figures and re-split
+    nothing: the charged energy is what every total adds.
+    """
+
+    basis: str
+    fraction: float
+    machine_energy_j: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"basis": self.basis, "fraction": self.fraction,
+                "machine_energy_j": self.machine_energy_j}
+
+
 @dataclass(frozen=True)
 class Component:
-    """The energy of one component of one device over the window, and how it was obtained."""
+    """The energy of one component of one device over the window, and how it was obtained.
+
+    ``share`` is set when ``energy_j`` is the cell's part of a machine-wide counter
+    (``attribution: "share"``); ``None`` when it is the counter's whole energy or a model's.
+    """
 
     component: str
     device: str
     method: str
     energy_j: float
     mean_power_w: float
+    share: Share | None = None
 
     @property
     def kind(self) -> str:
         """``measured``, ``sampled`` or ``estimated``: what the readout says about this number."""
         return METHOD_KIND[self.method]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"component": self.component, "device": self.device, "method": self.method,
+               "energy_j": self.energy_j, "mean_power_w": self.mean_power_w}
+        if self.share is not None:
+            out["share"] = self.share.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -111,6 +148,7 @@ class Footprint:
             "components": [
                 {"component": c.component, "device": c.device, "method": c.method,
                  "energy_j": c.energy_j, "mean_power_w": c.mean_power_w}
+                if c.share is None else c.to_dict()
                 for c in self.components
             ],
             "energy_j": self.energy_j, "pue": self.pue,
@@ -128,7 +166,14 @@ class Footprint:
 
         Unknown extra fields are ignored (a newer nbcarbon may add some); a missing or mistyped
         field, or a schema newer than this one, is an error.
+
+        Why two passes: a report reads tens of thousands of records, nearly all valid. A record
+        as nbcarbon writes it is taken by :func:`_valid_record`, a few checks inline; anything
+        it does not take, it leaves to the field-by-field checks below, which name what is wrong.
         """
+        fast = _valid_record(cls, d)
+        if fast is not None:
+            return fast
         if not isinstance(d, Mapping):
             raise RecordError(f"a record must be a JSON object, not {type(d).__name__}")
         schema = d.get("schema")
@@ -313,8 +358,21 @@ def _component_from(c: Any) -> Component:
         raise RecordError(f"component must be one of {COMPONENTS}, not {_short(comp)}")
     if method not in METHOD_KIND:
         raise RecordError(f"component method must be one of {tuple(METHOD_KIND)}, not {_short(method)}")
+    share = _share_from(c["share"]) if c.get("share") is not None else None
     return Component(comp, _field(c, "device", str), method, _number(c, "energy_j"),
-                     _number(c, "mean_power_w"))
+                     _number(c, "mean_power_w"), share)
+
+
+def _share_from(d: Any) -> Share:
+    if not isinstance(d, Mapping):
+        raise RecordError("component 'share' must be a JSON object")
+    basis = _field(d, "basis", str)
+    if basis not in SHARE_BASES:
+        raise RecordError(f"share basis must be one of {SHARE_BASES}, not {_short(basis)}")
+    fraction = _number(d, "fraction")
+    if fraction > 1.0:
+        raise RecordError(f"share fraction must be from 0 to 1, not {_short(d['fraction'])}")
+    return Share(basis, fraction, _number(d, "machine_energy_j"))
 
 
 def _region_from(r: Mapping[str, Any]) -> PricedRegion:
@@ -324,6 +382,87 @@ def _region_from(r: Mapping[str, Any]) -> PricedRegion:
         g_per_kwh=_number(r, "g_per_kwh"), year=year, source=_field(r, "source", str),
         basis=_field(r, "basis", str), chosen_by=_field(r, "chosen_by", str),
     )
+
+
+#: The largest finite float: a JSON number above it is infinity, which no record field accepts.
+_MAX_FLOAT = 1.7976931348623157e308
+#: The regions :func:`_valid_record` has read, by their fields: a notebook's records are priced
+#: in one or two, so they share one (immutable) object each, not 50,000. Kept small.
+_REGIONS: dict[tuple[Any, ...], PricedRegion] = {}
+
+
+def _valid_record(cls: type[Footprint], d: Any) -> Footprint | None:
+    """The record ``d``, when it passes every check of :meth:`Footprint.from_dict`; else ``None``.
+
+    Why: ``from_dict`` calls a helper per field (about 40 calls a record), which was most of
+    reading 50,000 records. Here a valid record takes few calls and each check is strict (exact
+    types, plain dicts and lists), so whatever passes here passes there, into an equal record;
+    anything else (a wrong field, an int subclass, a Mapping that is not a dict) returns
+    ``None`` and goes through ``from_dict``'s own checks, which say what is wrong.
+    """
+    try:
+        if type(d) is not dict:
+            return None
+        schema, status, r, comps = d["schema"], d["status"], d["region"], d["components"]
+        if not (type(schema) is int and schema <= SCHEMA and d["kind"] == "cell"
+                and status in STATUSES and type(r) is dict and type(comps) is list):
+            return None
+        ident, started_at, attribution = d["id"], d["started_at"], d["attribution"]
+        version = d.get("nbcarbon_version", "")
+        code, name, source, basis, chosen_by = (
+            r["code"], r["name"], r["source"], r["basis"], r["chosen_by"])
+        cell_id, label, parent_id = d["cell_id"], d["label"], d.get("parent_id")
+        count, year, warnings = d["execution_count"], r["year"], d["warnings"]
+        if not (str is type(ident) is type(started_at) is type(attribution) is type(version)
+                is type(code) is type(name) is type(source) is type(basis) is type(chosen_by)
+                and (cell_id is None or type(cell_id) is str)
+                and (label is None or type(label) is str)
+                and (parent_id is None or type(parent_id) is str)
+                and (count is None or type(count) is int) and (year is None or type(year) is int)
+                and type(warnings) is list and (not warnings or all(type(w) is str for w in warnings))):
+            return None
+        duration_s, energy_j, pue, co2e, g_per_kwh = numbers = (
+            d["duration_s"], d["energy_j"], d["pue"], d["co2e_g"], r["g_per_kwh"])
+        if not (float is type(duration_s) is type(energy_j) is type(pue) is type(co2e)
+                is type(g_per_kwh) and 0.0 <= duration_s <= _MAX_FLOAT
+                and 0.0 <= energy_j <= _MAX_FLOAT and 0.0 <= pue <= _MAX_FLOAT
+                and 0.0 <= co2e <= _MAX_FLOAT and 0.0 <= g_per_kwh <= _MAX_FLOAT):
+            for v in numbers:  # also whole numbers (e.g. "energy_j": 0), read as _number does
+                if not (type(v) in (int, float) and 0 <= v <= _MAX_FLOAT):
+                    return None
+            duration_s, energy_j, pue, co2e, g_per_kwh = map(float, numbers)
+        components = []
+        for c in comps:
+            if type(c) is not dict:
+                return None
+            component, device, method = c["component"], c["device"], c["method"]
+            joules, watts, share = c["energy_j"], c["mean_power_w"], c.get("share")
+            if not (str is type(component) is type(device) is type(method)
+                    and component in COMPONENTS and method in METHOD_KIND
+                    and type(joules) is float and 0.0 <= joules <= _MAX_FLOAT
+                    and type(watts) is float and 0.0 <= watts <= _MAX_FLOAT):
+                return None
+            components.append(Component(component, device, method, joules, watts,
+                                        None if share is None else _share_from(share)))
+        key = (code, name, g_per_kwh, year, source, basis, chosen_by)
+        region = _REGIONS.get(key) if g_per_kwh else None  # 0.0 and -0.0 are equal keys
+        if region is None:
+            if len(_REGIONS) >= 64:
+                _REGIONS.clear()
+            region = _REGIONS[key] = PricedRegion(
+                code=code, name=name, g_per_kwh=g_per_kwh, year=year, source=source,
+                basis=basis, chosen_by=chosen_by)
+        iterations = d.get("iterations")
+        return cls(
+            id=ident, cell_id=cell_id, label=label, execution_count=count,
+            started_at=started_at, duration_s=duration_s, status=status,
+            components=tuple(components), energy_j=energy_j, pue=pue, region=region,
+            co2e_g=co2e, attribution=attribution, warnings=tuple(warnings),
+            nbcarbon_version=version, parent_id=parent_id,
+            iterations=None if iterations is None else Iterations.from_dict(iterations),
+        )
+    except (KeyError, TypeError, RecordError):  # missing, unhashable or bad: from_dict says which
+        return None
 
 
 @dataclass

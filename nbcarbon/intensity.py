@@ -6,7 +6,12 @@ and licence, so a record always says where its number came from (SPEC section 3)
 
 The tables live in ``nbcarbon/data/`` (``regions.csv``, ``timezones.csv``; provenance and
 licences in ``DATA_LICENSE``). They are read on first use, never at import, because
-``import nbcarbon`` happens in every kernel start and must stay cheap.
+``import nbcarbon`` happens in every kernel start and must stay cheap. For the same reason the
+modules only some paths need (``csv`` for quoted rows, ``difflib`` for suggestions,
+``unicodedata`` for non-ASCII text, ``plistlib`` for macOS preferences, ``importlib.resources``
+for a package inside a zip) are imported where they are used, and a session's start, which
+only needs the region of one code, reads the regions table without building its full index
+(:func:`_find`).
 
 Codes:
 
@@ -22,13 +27,8 @@ Codes:
 
 from __future__ import annotations
 
-import csv
-import difflib
 import functools
-import plistlib
-import re
-import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,13 +136,25 @@ def _kind(code: str) -> str:
     return "aggregate"
 
 
+#: ASCII characters that are not letters or digits, deleted by :func:`normalise`'s fast path.
+_ASCII_DROP = {i: None for i in range(128) if not chr(i).isalnum()}
+
+
 def normalise(text: str) -> str:
     """Fold text to the form codes and names are compared in.
 
     Accents are dropped and case folded, and everything but letters and digits removed, so
     "Côte d'Ivoire", "cote divoire" and "COTE-D'IVOIRE" all meet, as do "AWS:EU-NORTH-1" and
     "aws eu-north-1", and Azure's display form "West Europe" meets "westeurope".
+
+    ASCII text (every code and nearly every name) takes a shortcut with the same result: NFKD
+    leaves ASCII unchanged and it has no combining marks, so only case and punctuation go, and
+    ``unicodedata`` is imported only for the rest.
     """
+    if text.isascii():
+        return text.lower().translate(_ASCII_DROP)
+    import unicodedata
+
     decomposed = unicodedata.normalize("NFKD", text)
     folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return "".join(c for c in folded if c.isascii() and c.isalnum())
@@ -151,14 +163,76 @@ def normalise(text: str) -> str:
 # --------------------------------------------------------------------------- data loading
 
 
-def _data_rows(filename: str) -> Iterator[dict[str, str]]:
-    """Rows of a bundled CSV. importlib.resources so it also works from a wheel or zip."""
-    # Deferred: importlib.resources is not needed until data is first used.
-    from importlib.resources import files
+def _data_text(filename: str) -> str:
+    """A bundled data file's text (see :mod:`nbcarbon.datafiles`)."""
+    from .datafiles import read_text
 
-    package = __name__.rpartition(".")[0] or "nbcarbon"
-    text = (files(package) / "data" / filename).read_text(encoding="utf-8")
-    yield from csv.DictReader(text.splitlines())
+    return read_text(filename)
+
+
+def _fields(line: str) -> list[str]:
+    """One CSV line's fields, as ``csv.reader`` gives them. Lines without a quote (all but a
+    few) are split on commas, which is what the reader does with them; ``csv`` is imported
+    only for the others."""
+    if '"' not in line:
+        return line.split(",")
+    import csv
+
+    return next(csv.reader([line]))
+
+
+def _row(header: list[str], line: str) -> dict[str, str]:
+    """A line's fields by column name (the bundled tables have every field on every line)."""
+    return dict(zip(header, _fields(line), strict=False))
+
+
+@functools.cache
+def _region_lines() -> tuple[list[str], list[Region | None]]:
+    """The regions table's data lines, and a slot per line for its :class:`Region`, filled
+    when first asked for (:func:`_region_at`), so the region of one code costs one line's
+    parsing and the full table (:func:`_table`) shares the same objects."""
+    lines = [line for line in _data_text("regions.csv").splitlines() if line]
+    return lines, [None] * len(lines)
+
+
+def _region_at(number: int, row: Mapping[str, str] | None = None) -> Region:
+    """The region on data line ``number`` (1 is the first after the header), built once;
+    ``row`` is that line's fields where the caller has parsed them already."""
+    lines, built = _region_lines()
+    region = built[number]
+    if region is None:
+        if row is None:
+            row = _row(_fields(lines[0]), lines[number])
+        region = Region(
+            code=row["code"],
+            name=row["name"],
+            g_per_kwh=float(row["g_per_kwh"]),
+            year=int(row["year"]) if row["year"] else None,
+            source=row["source"],
+            basis=row["basis"],
+            license=row["license"],
+        )
+        built[number] = region
+    return region
+
+
+@functools.cache
+def _codes() -> dict[str, int]:
+    """Normalised code -> data line number of its region, first line wins: the first tier of
+    :func:`_table`'s index, built from the codes alone (no other column is parsed)."""
+    lines, _ = _region_lines()
+    column = _fields(lines[0]).index("code")
+    index: dict[str, int] = {}
+    for number in range(1, len(lines)):
+        line = lines[number]
+        if column == 0 and not line.startswith('"'):
+            code = line.partition(",")[0]  # what _fields gives first, without splitting the rest
+        else:
+            code = _fields(line)[column]
+        key = normalise(code)
+        if key:
+            index.setdefault(key, number)
+    return index
 
 
 @functools.cache
@@ -169,18 +243,13 @@ def _table() -> tuple[tuple[Region, ...], dict[str, Region], dict[str, tuple[str
     alternative names), first claim wins. So a country keeps its name when a US state has
     the same one: "Georgia" is the country, the state is "US-GA" or "Georgia (US)".
     """
+    lines, _ = _region_lines()
+    header = _fields(lines[0])
     regions: list[Region] = []
     aliases: dict[str, list[str]] = {}
-    for row in _data_rows("regions.csv"):
-        region = Region(
-            code=row["code"],
-            name=row["name"],
-            g_per_kwh=float(row["g_per_kwh"]),
-            year=int(row["year"]) if row["year"] else None,
-            source=row["source"],
-            basis=row["basis"],
-            license=row["license"],
-        )
+    for number in range(1, len(lines)):
+        row = _row(header, lines[number])
+        region = _region_at(number, row)
         regions.append(region)
         aliases[region.code] = [a for a in row["aliases"].split(";") if a]
     index: dict[str, Region] = {}
@@ -211,8 +280,20 @@ def _listing_order(region: Region) -> tuple[int, str]:
 
 @functools.cache
 def _timezones() -> dict[str, tuple[str, str]]:
-    """Zone name -> (ISO2 or "", alias target or "") from the bundled timezones.csv."""
-    return {row["zone"]: (row["iso2"], row["alias_of"]) for row in _data_rows("timezones.csv")}
+    """Zone name -> (ISO2 or "", alias target or "") from the bundled timezones.csv.
+
+    Fields by position rather than through a dict per row: every session reads this table
+    when it starts."""
+    lines = [line for line in _data_text("timezones.csv").splitlines() if line]
+    if not lines:
+        return {}
+    header = _fields(lines[0])
+    zone, iso2, alias_of = header.index("zone"), header.index("iso2"), header.index("alias_of")
+    zones: dict[str, tuple[str, str]] = {}
+    for line in lines[1:]:
+        fields = _fields(line)
+        zones[fields[zone]] = (fields[iso2], fields[alias_of])
+    return zones
 
 
 @functools.cache
@@ -231,13 +312,27 @@ def all_regions() -> list[Region]:
 
 def world() -> Region:
     """The world average (Ember), the fallback when nothing better is known."""
-    return _table()[1][normalise(WORLD_CODE)]
+    region = _find(WORLD_CODE)
+    if region is None:
+        raise KeyError(WORLD_CODE)
+    return region
 
 
 def _find(text: str) -> Region | None:
-    """The region a code, ISO3 code, name or alias names, or None. Never raises."""
+    """The region a code, ISO3 code, name or alias names, or None. Never raises.
+
+    A code is looked up among the codes alone first (:func:`_codes`): codes are the index's
+    first tier, so a code found there is what the full index gives, and detecting a session's
+    region (a country code from the time zone, a cloud region, the world) needs no more. Any
+    other text goes to the full index (:func:`_table`).
+    """
     key = normalise(text)
-    return _table()[1].get(key) if key else None
+    if not key:
+        return None
+    number = _codes().get(key)
+    if number is not None:
+        return _region_at(number)
+    return _table()[1].get(key)
 
 
 def _shown(text: str) -> str:
@@ -253,6 +348,8 @@ def suggestions(text: str, limit: int = _MAX_SUGGESTIONS) -> list[Region]:
     key = normalise(text)
     if not key:
         return []
+    import difflib  # only for a code that matched nothing
+
     index = _table()[1]
     found: list[Region] = []
     for match in difflib.get_close_matches(key, index.keys(), n=limit * 4, cutoff=0.6):
@@ -307,6 +404,8 @@ def search(text: str = "") -> list[Region]:
     key = normalise(text)
     if not key:
         return []
+    import re
+
     regions, _, keys_of = _table()
     ranked: list[tuple[int, int, Region]] = []
     for position, region in enumerate(regions):
@@ -369,9 +468,13 @@ def _zone_name(candidate: str) -> str | None:
     A POSIX rule such as ``CET-1CEST`` is not a zone name and gives None.
     """
     name = candidate.strip().lstrip(":")
-    tree = _ZONEINFO_DIR.search(name)  # the last zoneinfo/ or zoneinfo.default/ (macOS) in a path
-    if tree:
-        name = name[tree.end():]
+    if "zoneinfo" in name:  # a path: the regex (and `re`'s compile of it) only then
+        import re
+
+        # the last zoneinfo/ or zoneinfo.default/ (macOS) in a path
+        tree = re.search(_ZONEINFO_DIR, name)
+        if tree:
+            name = name[tree.end():]
     for prefix in ("posix/", "right/"):
         name = name.removeprefix(prefix)
     if not name:
@@ -385,7 +488,7 @@ def _zone_name(candidate: str) -> str | None:
 #: Where macOS keeps the zone last chosen in System Settings > Date & Time (readable by anyone).
 MACOS_PREFERENCES = Path("/Library/Preferences/.GlobalPreferences.plist")
 _MACOS_CITY_KEY = "com.apple.TimeZonePref.Last_Selected_City"
-_ZONEINFO_DIR = re.compile(r".*zoneinfo[^/]*/")
+_ZONEINFO_DIR = r".*zoneinfo[^/]*/"  # compiled (and cached) by `re` on first use
 
 
 def system_timezone(environ: Mapping[str, str], etc: Path = Path("/etc"),
@@ -436,6 +539,8 @@ def macos_timezone(preferences: Path = MACOS_PREFERENCES) -> str | None:
     """
     try:
         with open(preferences, "rb") as f:
+            import plistlib  # only where the file exists, a Mac: with datetime and expat, ms to import
+
             prefs = plistlib.load(f)
     except Exception:  # noqa: BLE001 - missing, unreadable or not a plist: the zone is unknown
         return None

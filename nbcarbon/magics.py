@@ -23,7 +23,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
-from IPython.display import display, update_display
+from IPython.display import display
 from IPython.utils.process import arg_split
 
 from . import intensity, readout, shown, summary
@@ -296,8 +296,8 @@ class CarbonExtension:
         record: dict[str, Any] = metadata[METADATA_KEY]
         if summary_id is None:
             display(data, raw=True, metadata=metadata, display_id=record["id"])
-        else:
-            update_display(data, raw=True, metadata=metadata, display_id=summary_id)
+        else:  # direct and paced, as the readouts' updates (IPython's flushes streams each time)
+            shown.update_output(data, metadata, summary_id)
         return record
 
     # -- pricing: now, or when the measured cell that is running finishes ----------------------

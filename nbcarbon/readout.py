@@ -172,14 +172,59 @@ def one_line(fp: Footprint, brief: bool = False) -> str:
             f"{format_duration(fp.duration_s)}{status}{where}{warn}")
 
 
+#: How a share of a machine-wide counter was split (``Share.basis``), as the readout says it.
+SHARE_BASIS_LABEL = {
+    "cpu-time": "by CPU time",
+    "gpu-utilization": "by GPU utilization",
+    "gpu-processes": "split between the processes on the GPU",
+}
+
+
+def share_note(c: Component) -> str | None:
+    """"your share: 38% of package-0's 40 J (11.1 mWh), by CPU time", or ``None`` for a whole
+    counter.
+
+    Why said per component: a shared counter (the CPU package, a GPU) measures every process on
+    the machine, and the cell is charged only its part of it; the reader must see both figures
+    and how the split was made, or the energy reads as the machine's.
+    """
+    s = c.share
+    if s is None:
+        return None
+    basis = SHARE_BASIS_LABEL.get(s.basis, f"by {s.basis}")
+    return (f"your share: {s.fraction * 100:.3g}% of {shown_label(c.device, 40)}'s "
+            f"{format_energy(s.machine_energy_j)}, {basis}")
+
+
+def _component_cells(fp: Footprint) -> list[tuple[Any, ...]]:
+    """Per component: name, device, energy, % of the cell, mean power, method (and share note).
+
+    Computed once per readout and used by both renderings (this runs under every cell).
+    """
+    total = fp.energy_j
+    rows = []
+    for c in fp.components:
+        pct = c.energy_j / total * 100 if total > 0 else 0.0
+        how = f"{c.kind}: {METHOD_LABEL.get(c.method, c.method)}"
+        note = share_note(c)
+        rows.append((c.component, c.device, c.energy_j, f"{pct:.1f}%", c.mean_power_w, how,
+                     note))
+    return rows
+
+
 def text(fp: Footprint) -> str:
     """The full plain-text readout (what terminals, ``nbconvert --to script`` and diffs show)."""
+    return _text(fp, _component_cells(fp))
+
+
+def _text(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
     lines = [f"nbcarbon · {_title(fp)} · {format_duration(fp.duration_s)} · "
              f"{format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e"]
-    for c in fp.components:
-        share = c.energy_j / fp.energy_j * 100 if fp.energy_j > 0 else 0.0
-        lines.append(f"  {c.component:<7} {c.device:<14} {c.energy_j:10.3g} J {share:5.1f}%  "
-                     f"{c.mean_power_w:7.3g} W  {c.kind}: {METHOD_LABEL.get(c.method, c.method)}")
+    for component, device, energy_j, pct, power_w, how, note in rows:
+        lines.append(f"  {component:<7} {device:<14} {energy_j:10.3g} J {pct:>6}  "
+                     f"{power_w:7.3g} W  {how}")
+        if note:
+            lines.append(f"          {note}")
     lines.append(f"  region {_region_line(fp)}")
     lines.extend(f"  ! {w}" for w in fp.warnings)
     return "\n".join(lines)
@@ -200,23 +245,46 @@ def td(value: str, align: str = "left", tag: str = "td", extra: str = "") -> str
     return f'<{tag} style="{_TD}{align}{extra}">{escape(value)}</{tag}>'
 
 
+#: The readout's own cell styles, kept short because they repeat in every cell: each cell must
+#: carry its own (see :data:`TABLE_STYLE`: the notebook's stylesheet sets padding and alignment on
+#: ``td`` itself, so nothing set on the table or row reaches them, and ``<style>`` blocks are
+#: removed by JupyterLab's sanitiser and GitHub). ``border:0`` is for renderers that rule tables.
+_CELL_L = '<td style="padding:0 1em 0 0;border:0;text-align:left">'
+_CELL_R = '<td style="padding:0 1em 0 0;border:0;text-align:right">'
+_ROW = '<tr style="background:none;border:0">'
+_TABLE = ('<table style="border-collapse:collapse;border:0;margin:2px 0;font-size:inherit;'
+          'color:inherit;table-layout:auto">')
+_WARN = '<div style="color:#b35900">⚠ '
+#: A share is said on a row of its own under its component, from the device column on (as in
+#: the text readout): in the method's cell it would make the row two lines high, and the
+#: notebook's stylesheet centres the other cells of that row vertically.
+_SHARE = (f'{_ROW}{_CELL_L}</td><td colspan="5" '
+          'style="padding:0;border:0;text-align:left;opacity:.75">')
+
+
 def html(fp: Footprint, compact: bool = False, brief: bool = False) -> str:
     """Script-free HTML; every value escaped."""
     if compact:
         return f'<div style="{_BOX}">{escape(one_line(fp, brief))}</div>'
-    rows = []
-    for c in fp.components:
-        share = c.energy_j / fp.energy_j * 100 if fp.energy_j > 0 else 0.0
-        cells = (c.component, c.device, format_energy(c.energy_j), f"{share:.1f}%",
-                 f"{c.mean_power_w:.3g} W", f"{c.kind}: {METHOD_LABEL.get(c.method, c.method)}")
-        rows.append(f'<tr style="{ROW_STYLE}">' + "".join(
-            td(v, "right" if 2 <= i <= 4 else "left") for i, v in enumerate(cells)) + "</tr>")
-    warnings = "".join(f'<div style="color:#b35900">⚠ {escape(w)}</div>' for w in fp.warnings)
+    return _html(fp, _component_cells(fp))
+
+
+def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
+    """One row per component, one style per cell (the least that renders the same in JupyterLab,
+    nbconvert's templates and a bare browser), and a row under a component whose energy is a
+    share."""
+    L, R = _CELL_L, _CELL_R  # noqa: N806
+    body = "".join(
+        f"{_ROW}{L}{escape(component)}</td>{L}{escape(device)}</td>"
+        f"{R}{escape(format_energy(energy_j))}</td>{R}{pct}</td>{R}{power_w:.3g} W</td>"
+        f"{L}{escape(how)}</td></tr>{_SHARE + escape(note) + '</td></tr>' if note else ''}"
+        for component, device, energy_j, pct, power_w, how, note in rows)
+    warnings = "".join(f"{_WARN}{escape(w)}</div>" for w in fp.warnings)
     return (
         f'<div style="{_BOX}">'
         f"<div><b>{escape(format_energy(fp.energy_j))}</b> · <b>{escape(format_mass(fp.co2e_g))}"
         f" CO2e</b> · {escape(format_duration(fp.duration_s))} · {escape(_title(fp))}</div>"
-        f'<table style="{TABLE_STYLE}">{"".join(rows)}</table>'
+        f"{_TABLE}{body}</table>"
         f"<div>region {escape(_region_line(fp))}</div>{warnings}</div>"
     )
 
@@ -225,8 +293,10 @@ def mimebundle(fp: Footprint, compact: bool = False,
                brief: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
     """``(data, metadata)`` for a ``display_data`` output carrying the record
     (``brief``: the compact line without region and methods, see :func:`one_line`)."""
-    data = {
-        "text/plain": one_line(fp, brief) if compact else text(fp),
-        "text/html": html(fp, compact, brief),
-    }
+    if compact:
+        line = one_line(fp, brief)
+        data = {"text/plain": line, "text/html": f'<div style="{_BOX}">{escape(line)}</div>'}
+    else:
+        rows = _component_cells(fp)
+        data = {"text/plain": _text(fp, rows), "text/html": _html(fp, rows)}
     return data, {METADATA_KEY: fp.to_dict()}

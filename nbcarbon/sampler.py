@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from .errors import MeterError
 from .meters.base import NO_ANOMALIES, Anomalies, Meter
+from .meters.share import ShareMeter
 
 #: How many timeline points are kept: 2 h at the default 1 s period, a few MB at most.
 TIMELINE_POINTS = 7200
@@ -91,8 +92,14 @@ class Sampler:
         timeline_points: int = TIMELINE_POINTS,
         idle_interval_s: float | None = None,
         idle_after_s: float = IDLE_AFTER_S,
+        shares: Sequence[ShareMeter] = (),
     ) -> None:
         self.meters = tuple(meters)
+        #: What splits the machine-wide meters' energy among users (read at windows' boundaries
+        #: by :meth:`read_shares`, kept up to date in the thread's upkeep).
+        self.shares = tuple(shares)
+        #: Whether any meter counts the whole machine (then share mode has something to split).
+        self.machine_wide = any(m.channel.attribution == "machine" for m in self.meters)
         self.interval_s = interval_s
         self.idle_interval_s = idle_interval_s
         self.idle_after_s = idle_after_s
@@ -164,6 +171,16 @@ class Sampler:
                 out.append(Reading(total_j, t_s, None, anomalies))
             counts = tuple(self._error_counts)
         return tuple(out), counts
+
+    def read_shares(self) -> tuple[object, ...]:
+        """A snapshot of every share meter now; a failed read gives its message (a ``str``)."""
+        out: list[object] = []
+        for share in self.shares:
+            try:
+                out.append(share.read())
+            except Exception as exc:  # noqa: BLE001 - a failed share costs the split, not the cell
+                out.append(_describe(exc))
+        return tuple(out)
 
     def error_counts(self) -> tuple[int, ...]:
         """Failed reads per meter since the sampler was made (boundaries and background)."""
@@ -293,6 +310,11 @@ class Sampler:
                         with self._lock:
                             self._error_counts[i] += 1
                             self._last_errors[i] = _describe(exc)
+                for share in self.shares:
+                    try:
+                        share.background()
+                    except Exception:  # noqa: BLE001 - the boundary's own read says what failed
+                        pass
                 next_background = now + BACKGROUND_EVERY_S
             self.sample()
             self.samples["full" if full else "idle"] += 1
@@ -336,6 +358,8 @@ class Sampler:
         self.stop()
         for meter in self.meters:
             meter.close()
+        for share in self.shares:
+            share.close()
 
 
 #: Absolute paths (POSIX, Windows drive, UNC) in a foreign exception's text.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import intensity
+from .attribution import charge, splits
 from .errors import NbcarbonError
 from .footprint import (
     J_PER_KWH,
@@ -31,7 +32,7 @@ from .footprint import (
 from .meters.base import Channel
 from .meters.probe import ProbeResult, probe
 from .sampler import IDLE_INTERVAL_S, Reading, Sampler
-from .settings import Settings, parse_pue
+from .settings import Settings, parse_attribution, parse_pue
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -86,6 +87,8 @@ class Window:
     collected: tuple[tuple[Collector, Any], ...] = ()  # (collector, its begin token)
     #: The window this one was opened inside (the innermost open one), ``None`` at top level.
     parent_id: str | None = None
+    #: The share meters' snapshots at the start (``attribution: share``); ``None``: not split.
+    shares: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ class Session:
         *,
         nvml: object | None = None,
         timezone_name: str | None = None,
-        probe_fn: Callable[..., ProbeResult] = probe,
+        probe_fn: Callable[..., ProbeResult] | None = None,
     ) -> None:
         self.settings = settings or Settings()
         env = dict(environ or {})
@@ -167,8 +170,12 @@ class Session:
         region, chosen_by = intensity.detect(env, tz)  # raises RegionError on a bad NBCARBON_REGION
         self._region = priced(region, chosen_by)
         self._pue = self.settings.pue
+        #: ``share`` or ``machine`` (:meth:`set_attribution`): how machine-wide energy is charged.
+        self.attribution = self.settings.attribution
+        self.attribution_chosen_by = ("NBCARBON_ATTRIBUTION" if env.get("NBCARBON_ATTRIBUTION", "").strip()
+                                      else "default")
         self._nvml = nvml
-        self._probe_fn = probe_fn
+        self._probe_fn = probe_fn or self._probe_hardware
         self._probe: ProbeResult | None = None
         self.sampler: Sampler | None = None
         self.records: list[Footprint] = []
@@ -202,6 +209,16 @@ class Session:
             self.pricer = make_pricer(self.settings, self.add_notice)
 
     # -- meters ------------------------------------------------------------------------------
+    def _probe_hardware(self, powercap_root: Any, nvml: object | None = None) -> ProbeResult:
+        return probe(powercap_root, nvml=nvml, proc_stat=self.settings.proc_stat)
+
+    def set_attribution(self, mode: str) -> str:
+        """Charge later windows their share of machine-wide energy (``share``) or all of it
+        (``machine``); records already made keep theirs. Returns the mode."""
+        self.attribution = parse_attribution(mode)
+        self.attribution_chosen_by = "%carbon attribution"
+        return self.attribution
+
     def start(self) -> Sampler:
         """Probe the hardware and start the sampler, once; later calls return the same sampler."""
         with self._lock:
@@ -218,7 +235,7 @@ class Session:
         """A sampler on ``found``'s meters, holding the full rate for what asks for it now."""
         self._reprobe_wanted = any(n.startswith("RAPL") for n in found.notes)
         sampler = Sampler(found.meters, self.settings.interval_s,
-                          idle_interval_s=self.idle_interval_s)
+                          idle_interval_s=self.idle_interval_s, shares=found.shares)
         for _ in range(len(self._open) + self._watchers):
             sampler.hold()
         return sampler
@@ -306,6 +323,7 @@ class Session:
         if sampler is None or not sampler.running:
             sampler = self.start()
         readings, errors0 = sampler.read_all_counted()
+        shares = sampler.read_shares() if sampler.machine_wide and self.attribution == "share" else None
         sampler.note(readings)  # the timeline has every window's boundaries, however idle
         collected = self._collect_begin() if self._collectors else ()
         started_at = utc_iso(time.time())
@@ -313,7 +331,7 @@ class Session:
         with self._lock:
             parent_id = None if top or not self._open else next(reversed(self._open))
             window = _window(new_id(), label, started_at, t0_s, readings, errors0, pinned_region,
-                             pinned_pue, source, collected, parent_id)
+                             pinned_pue, source, collected, parent_id, shares)
             self._open[window.id] = window
             sampler.hold()
         return window
@@ -419,6 +437,7 @@ class Session:
         if sampler is None:
             raise NbcarbonError("the session was closed while a window was open")
         readings, errors1 = sampler.read_all_counted()
+        shares1 = sampler.read_shares() if window.shares is not None else None
         t1_s = time.monotonic()
         sampler.note(readings)
         duration_s = max(0.0, t1_s - window.t0_s)
@@ -436,6 +455,10 @@ class Session:
             self._note_failures(during, readings)
         elif self._announced:  # a meter that failed before reads again: it may be announced again
             self._note_failures(during, readings)
+        if shares1 is not None and window.shares is not None:
+            charge(measured, channels, sampler.shares,
+                   splits(sampler.shares, window.shares, shares1, duration_s), duration_s)
+            energy_j = -1.0
         if window.collected:
             self._collect_end(window, duration_s, measured)
             energy_j = -1.0

@@ -21,6 +21,10 @@ LIVE_TIMEOUT_RANGE_S = (0.1, 30.0)
 DEFAULT_LIVE_TIMEOUT_S = 5.0
 _SWITCH = {"1": True, "on": True, "0": False, "off": False}
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
+DEFAULT_PROC_STAT = Path("/proc/stat")
+#: ``share``: a cell is charged its process tree's share of machine-wide counters;
+#: ``machine``: all of what the counters measured (see :mod:`nbcarbon.meters.share`).
+ATTRIBUTION_MODES = ("share", "machine")
 #: The largest notebook file nbcarbon reads (``NBCARBON_MAX_NOTEBOOK_MB``), far above any real
 #: one (a notebook full of plots is tens of MB), so that ``/dev/zero`` or a runaway file is
 #: refused with a message instead of ending in ``MemoryError`` after reading gigabytes.
@@ -57,6 +61,14 @@ def parse_switch(text: object, name: str) -> bool:
     if key not in _SWITCH:
         raise SettingsError(f"{name} must be one of on, off, 1, 0, not {text!r}")
     return _SWITCH[key]
+
+
+def parse_attribution(text: object, name: str = "attribution") -> str:
+    """``share`` or ``machine`` (any case); anything else names ``name`` and the allowed values."""
+    key = str(text).strip().lower()
+    if key not in ATTRIBUTION_MODES:
+        raise SettingsError(f"{name} must be one of {', '.join(ATTRIBUTION_MODES)}, not {text!r}")
+    return key
 
 
 def parse_live_timeout(text: object, name: str = "live timeout") -> float:
@@ -112,7 +124,10 @@ class Settings:
     by :func:`nbcarbon.intensity.detect`, which also reads ``NBCARBON_REGION``.
 
     ``live`` turns on live intensity (``NBCARBON_LIVE``), ``live_timeout_s`` bounds each request
-    (``NBCARBON_LIVE_TIMEOUT``). The Electricity Maps token is left out of ``repr`` so it cannot
+    (``NBCARBON_LIVE_TIMEOUT``). ``attribution`` (``NBCARBON_ATTRIBUTION``) says whether a cell
+    is charged its share of machine-wide counters or all of them; ``proc_stat``
+    (``NBCARBON_PROC_STAT``) is where the machine's CPU time is read for that share.
+    The Electricity Maps token is left out of ``repr`` so it cannot
     leak through a log line or a traceback's locals.
     """
 
@@ -123,6 +138,8 @@ class Settings:
     live: bool = False
     live_timeout_s: float = DEFAULT_LIVE_TIMEOUT_S
     electricitymaps_token: str | None = field(default=None, repr=False)
+    attribution: str = "share"
+    proc_stat: Path = DEFAULT_PROC_STAT
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -154,7 +171,12 @@ class Settings:
         live_timeout_s = (parse_live_timeout(timeout_text, "NBCARBON_LIVE_TIMEOUT") if timeout_text
                           else DEFAULT_LIVE_TIMEOUT_S)
         token = env.get("NBCARBON_ELECTRICITYMAPS_TOKEN", "").strip() or None
-        return cls(pue, interval_s, powercap_root, ledger, live, live_timeout_s, token)
+        mode_text = env.get("NBCARBON_ATTRIBUTION", "").strip()
+        attribution = parse_attribution(mode_text, "NBCARBON_ATTRIBUTION") if mode_text else "share"
+        stat_text = env.get("NBCARBON_PROC_STAT", "").strip()
+        proc_stat = Path(stat_text) if stat_text else DEFAULT_PROC_STAT
+        return cls(pue, interval_s, powercap_root, ledger, live, live_timeout_s, token,
+                   attribution, proc_stat)
 
     def with_changes(self, **changes: object) -> "Settings":
         """A copy with some fields replaced (settings are immutable so threads can share them)."""

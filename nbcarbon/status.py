@@ -84,6 +84,40 @@ def meter_lines(session: Session) -> list[str]:
     return lines
 
 
+def attribution_line(session: Session) -> str:
+    """Which attribution mode is on, what it splits and by what, and why this mode."""
+    found = session.probe_result
+    machine = [m.channel for m in found.meters if m.channel.attribution == "machine"]
+    why = f"chosen by {session.attribution_chosen_by}"
+    if session.attribution == "machine":
+        return (f"attribution: machine ({why}): cells are charged all that machine-wide counters "
+                "measured, whoever used the machine; `%carbon attribution share` charges their share")
+    if not machine:
+        return (f"attribution: share ({why}): nothing measured here is machine-wide; the models "
+                "follow this kernel's own processes")
+    split = []
+    whole = []
+    for ch in machine:
+        share = next((s for s in found.shares if s.covers(ch)), None)
+        name = f"{ch.component} {ch.device}"
+        if share is None:
+            whole.append(name)
+        else:
+            split.append(f"{name} by {SHARE_BASIS_TEXT.get(share.basis, share.basis)}")
+    text = f"attribution: share ({why}): cells are charged their process tree's share"
+    if split:
+        text += " of " + ", ".join(split)
+    if whole:
+        text += ("; charged whole (no per-process use read): " if split else
+                 "; but no per-process use is read here, so charged whole: ") + ", ".join(whole)
+    return text
+
+
+#: How each share basis reads in ``%carbon status``.
+SHARE_BASIS_TEXT = {"cpu-time": "CPU time", "gpu-utilization": "GPU utilisation",
+                    "gpu-processes": "processes on the GPU"}
+
+
 def session_status(session: Session, auto: bool | None = None, probe_live: bool = False) -> str:
     """Meters and their methods, region and why, PUE, live data, sampler, session totals.
 
@@ -95,6 +129,7 @@ def session_status(session: Session, auto: bool | None = None, probe_live: bool 
     lines = [f"nbcarbon {__version__}", "meters:", *meter_lines(session)]
     lines.append(f"region: {region_brief(session.region)}; chosen by {session.region.chosen_by}")
     lines.append(f"PUE: {session.pue:g}")
+    lines.append(attribution_line(session))
     if session.pricer is None:  # live off: said without importing nbcarbon.live (urllib, ssl...)
         lines.append(LIVE_OFF_LINE)
     else:

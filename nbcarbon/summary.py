@@ -17,19 +17,17 @@ from typing import Any
 from .footprint import METADATA_KEY, Footprint, PricedRegion, top_level, tree_order
 from .readout import (
     ROW_STYLE,
+    SHARE_BASIS_LABEL,
     TABLE_STYLE,
     format_duration,
     format_energy,
     format_mass,
     how_obtained,
     shown_label,
-    td,
 )
 from .session import Totals
 
 KIND = "summary"
-#: A rule that reads on light and dark backgrounds alike (half-transparent grey).
-_RULE = ";border-bottom:1px solid rgba(128,128,128,.4);padding-top:1px;padding-bottom:1px"
 _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
         "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
 _COLUMNS = (("cell", "left"), ("status", "left"), ("duration", "right"), ("energy", "right"),
@@ -100,6 +98,17 @@ def summary_record(
 #: How a nested window is marked in tables: indented under its parent, never added again.
 NESTED_MARK = "↳ "
 
+#: The most rows a summary lists. Why: a summary is re-sent whole every time it is re-priced
+#: (``update_display_data`` replaces an output; nothing updates part of one), and with a row per
+#: cell 10,000 cells made each re-price a 10 MB message. Past this many rows it lists the most
+#: costly cells and one line for the rest; the totals still add up every cell, and
+#: ``nbcarbon report`` lists each one.
+MAX_ROWS = 25
+
+#: Marks a row whose energy is a share of a machine-wide counter, when not every row's is (after
+#: the cell's name: the left-aligned column, so the numbers stay aligned).
+SHARE_MARK = " *"
+
 
 def _columns(records: Sequence[Footprint]) -> tuple[tuple[str, str], ...]:
     """The table's columns: region and method only when they differ between cells.
@@ -121,13 +130,26 @@ def _pick(values: tuple[str, ...], columns: tuple[tuple[str, str], ...]) -> tupl
 
 
 def _raised(records: Sequence[Footprint]) -> str | None:
-    """"cells that did not finish: In [4] (error), ..." or ``None``: failures are said, not buried."""
-    bad = [f"{cell_name(fp)} ({fp.status})" for fp in top_level(records) if fp.status != "ok"]
-    return f"cells that did not finish: {', '.join(bad)}" if bad else None
+    """"cells that did not finish: In [4] (error), ..." or ``None``: failures are said, not buried.
+
+    At most :data:`MAX_ROWS` are named (the rest counted), for the size reasons given there.
+    """
+    bad = [fp for fp in top_level(records) if fp.status != "ok"]
+    if not bad:
+        return None
+    named = ", ".join(f"{cell_name(fp)} ({fp.status})" for fp in bad[:MAX_ROWS])
+    more = f" and {len(bad) - MAX_ROWS} more" if len(bad) > MAX_ROWS else ""
+    return f"cells that did not finish: {named}{more}"
 
 
-def _row(fp: Footprint, depth: int = 0) -> tuple[str, ...]:
+def is_shared(fp: Footprint) -> bool:
+    """Whether any of the record's energy is a share of a machine-wide counter."""
+    return fp.attribution == "share" or any(c.share is not None for c in fp.components)
+
+
+def _row(fp: Footprint, depth: int = 0, mark: bool = False) -> tuple[str, ...]:
     name = "  " * (depth - 1) + NESTED_MARK + cell_name(fp) if depth else cell_name(fp)
+    name += SHARE_MARK if mark and is_shared(fp) else ""
     return (name, fp.status, format_duration(fp.duration_s), format_energy(fp.energy_j),
             format_mass(fp.co2e_g), f"{fp.region.code} · PUE {fp.pue:g}", how_obtained(fp.components))
 
@@ -147,47 +169,125 @@ def _region_note(region: PricedRegion, pue: float) -> str:
             f"({region.source}{year}, {region.basis}) · PUE {pue:g}")
 
 
-def _notes(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float,
-           columns: tuple[tuple[str, str], ...]) -> list[str]:
-    """The lines under the table: components, how obtained (when one for all), pricing, failures."""
-    by = ", ".join(f"{k} {format_energy(v)}" for k, v in sorted(totals.energy_by_component_j.items()))
-    notes = [f"by component: {by or 'none'}"]
-    if all(name != "how obtained" for name, _ in columns):
-        notes.append(how_obtained([c for fp in records for c in fp.components]))
-    notes.append(_region_note(region, pue))
-    raised = _raised(records)
-    return notes + ([raised] if raised else [])
+class _Table:
+    """What a summary shows of ``records``: its rows (all, or the most costly cells and one row
+    for the rest, see :data:`MAX_ROWS`), columns, total row and the lines under it.
+
+    Built once per summary and drawn twice (text and HTML), so a re-price of 10,000 cells walks
+    them a few times, not once per rendering.
+    """
+
+    def __init__(self, records: Sequence[Footprint], totals: Totals, region: PricedRegion,
+                 pue: float) -> None:
+        tree = tree_order(records)
+        tops = top_level(records)
+        self.capped = len(tree) > MAX_ROWS
+        if self.capped:
+            # The most costly top-level cells, shown in notebook order; nested windows are
+            # detail of their parent (already in its energy) and are not listed.
+            ranked = sorted(range(len(tops)), key=lambda i: (-tops[i].energy_j, i))[:MAX_ROWS]
+            kept = set(ranked)
+            listed = [(0, tops[i]) for i in sorted(kept)]
+            rest = [fp for i, fp in enumerate(tops) if i not in kept]
+        else:
+            listed, rest = tree, []
+        shown = [fp for _, fp in listed]
+        shared = [fp for fp in tops if is_shared(fp)]
+        mark = bool(shared) and len(shared) < len(tops)
+        self.columns = _columns(shown)
+        self.rows = [_pick(_row(fp, d, mark), self.columns) for d, fp in listed]
+        self.rest: tuple[str, ...] | None = None
+        if self.capped:
+            n_nested = len(records) - len(tops)
+            nested = f", {n_nested:,} nested windows" if n_nested else ""
+            self.rest = _pick((
+                f"… {len(rest):,} more cell{'s' if len(rest) != 1 else ''}{nested}", "",
+                format_duration(sum(fp.duration_s for fp in rest)),
+                format_energy(sum(fp.energy_j for fp in rest)),
+                format_mass(sum(fp.co2e_g for fp in rest)), "", ""), self.columns)
+        self.total = _pick(_total_row(records, totals), self.columns)
+        self.notes = self._notes(records, tops, totals, region, pue, shared, mark)
+
+    def _notes(self, records: Sequence[Footprint], tops: list[Footprint], totals: Totals,
+               region: PricedRegion, pue: float, shared: list[Footprint], mark: bool) -> list[str]:
+        """The lines under the table: components, how obtained (when one for all), shares,
+        pricing, what is not listed, failures."""
+        by = ", ".join(f"{k} {format_energy(v)}"
+                       for k, v in sorted(totals.energy_by_component_j.items()))
+        notes = [f"by component: {by or 'none'}"]
+        if all(name != "how obtained" for name, _ in self.columns):
+            notes.append(how_obtained([c for fp in records for c in fp.components]))
+        if shared:
+            notes.append(share_line(shared, all_cells=not mark))
+        notes.append(_region_note(region, pue))
+        if self.capped:
+            notes.append(f"the {MAX_ROWS} most costly of {len(tops):,} cells are listed; "
+                         "the total covers every cell (nbcarbon report lists each one)")
+        raised = _raised(records)
+        return notes + ([raised] if raised else [])
+
+
+def share_line(shared: Sequence[Footprint], all_cells: bool) -> str:
+    """Said once under a summary: the energies are the cells' shares of machine-wide counters.
+
+    Why: a shared counter (CPU package, GPU) measures the whole machine; a reader who took the
+    figures for the machine's energy would misread them by the other processes' part.
+    """
+    bases = []
+    for fp in shared:
+        for c in fp.components:
+            if c.share is not None:
+                label = SHARE_BASIS_LABEL.get(c.share.basis, f"by {c.share.basis}")
+                if label not in bases:
+                    bases.append(label)
+    how = f" ({'; '.join(bases)})" if bases else ""
+    which = "energies are each cell's" if all_cells else f"{SHARE_MARK.strip()} energy is the cell's"
+    return f"{which} share of machine-wide counters{how}, not the machine's whole energy"
 
 
 def text(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
     """The plain-text table (terminals, ``nbconvert --to script``, diffs)."""
-    columns = _columns(records)
-    rows = [tuple(name for name, _ in columns),
-            *(_pick(_row(fp, d), columns) for d, fp in tree_order(records)),
-            _pick(_total_row(records, totals), columns)]
+    return _text(_Table(records, totals, region, pue))
+
+
+def _text(t: _Table) -> str:
+    columns = t.columns
+    rows = [tuple(name for name, _ in columns), *t.rows,
+            *([t.rest] if t.rest is not None else []), t.total]
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []
     for r in rows:
         cells = [r[i].ljust(widths[i]) if columns[i][1] == "left" else r[i].rjust(widths[i])
                  for i in range(len(widths))]
         lines.append("  ".join(cells).rstrip())
-    lines.extend(_notes(records, totals, region, pue, columns))
+    lines.extend(t.notes)
     return "nbcarbon summary\n" + "\n".join(lines)
 
 
 def html(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue: float) -> str:
     """Script-free HTML with inline styles (sanitisers keep them); every value escaped."""
-    columns = _columns(records)
+    return _html(_Table(records, totals, region, pue))
+
+
+#: A cell's style: as the readout's (see ``readout._CELL_L``), with a rule under each row that
+#: reads on light and dark backgrounds alike (half-transparent grey).
+_CELL = "padding:1px 1em 1px 0;border:0;border-bottom:1px solid rgba(128,128,128,.4);text-align:"
+_CELLS = {(tag, align, bold): f'<{tag} style="{_CELL}{align}{";font-weight:bold" if bold else ""}">'
+          for tag in ("td", "th") for align in ("left", "right") for bold in (False, True)}
+
+
+def _html(t: _Table) -> str:
+    columns = t.columns
 
     def tr(values: tuple[str, ...], tag: str = "td", bold: bool = False) -> str:
-        extra = _RULE + (";font-weight:bold" if bold else "")
         return f'<tr style="{ROW_STYLE}">' + "".join(
-            td(v, align, tag, extra) for v, (_, align) in zip(values, columns, strict=True)) + "</tr>"
+            f"{_CELLS[tag, align, bold]}{escape(v)}</{tag}>"
+            for v, (_, align) in zip(values, columns, strict=True)) + "</tr>"
 
     head = tr(tuple(name for name, _ in columns), "th", bold=True)
-    body = "".join(tr(_pick(_row(fp, d), columns)) for d, fp in tree_order(records))
-    foot = tr(_pick(_total_row(records, totals), columns), bold=True)
-    notes = "".join(f"<div>{escape(n)}</div>" for n in _notes(records, totals, region, pue, columns))
+    body = "".join(tr(r) for r in t.rows) + (tr(t.rest) if t.rest is not None else "")
+    foot = tr(t.total, bold=True)
+    notes = "".join(f"<div>{escape(n)}</div>" for n in t.notes)
     return (f'<div style="{_BOX}"><div><b>nbcarbon summary</b></div>'
             f'<table style="{TABLE_STYLE}"><thead>{head}</thead>'
             f"<tbody>{body}</tbody><tfoot>{foot}</tfoot></table>{notes}</div>")
@@ -199,7 +299,7 @@ def mimebundle(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """``(data, metadata)`` of the summary's ``display_data`` output."""
     totals = totals_of(records)
-    data = {"text/plain": text(records, totals, region, pue),
-            "text/html": html(records, totals, region, pue)}
+    table = _Table(records, totals, region, pue)
+    data = {"text/plain": _text(table), "text/html": _html(table)}
     record = summary_record(records, totals, region, pue, version, summary_id, created_at)
     return data, {METADATA_KEY: record}

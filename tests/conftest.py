@@ -1,18 +1,29 @@
-"""Shared fixtures: a clean environment for kernels, and a notebook executor over nbclient."""
+"""Shared fixtures: a clean environment for kernels, a notebook executor over nbclient, and an
+IPython InteractiveShell with the magics loaded."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 
 def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment a test kernel runs in: no ledger, a fixed region unless a test sets one."""
+    from tests.fakes.procstat import quiet_stat
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBCARBON_")}
-    env.update({"NBCARBON_LEDGER": "off", "NBCARBON_REGION": "SE"})
+    # Fake RAPL trees are machines nobody else uses: shares of them are the whole (the real
+    # machine's load belongs to the real machine). Share tests write their own stat file.
+    env.update({"NBCARBON_LEDGER": "off", "NBCARBON_REGION": "SE",
+                "NBCARBON_PROC_STAT": str(quiet_stat(tmp_path))})
     env.update(extra)
     return env
 
@@ -43,6 +54,38 @@ def records_of(cell: Any) -> list[dict[str, Any]]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return kernel_env(tmp_path)
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    """A real IPython InteractiveShell (no kernel) with nbcarbon loaded over a fresh default
+    session, region SE, no ledger. On teardown the extension is unloaded and every thread it
+    started must be gone."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import nbcarbon.api
+
+    for name in ("NBCARBON_PUE", "NBCARBON_INTERVAL", "NBCARBON_POWERCAP_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NBCARBON_LEDGER", "off")
+    monkeypatch.setenv("NBCARBON_REGION", "SE")
+    nbcarbon.api.close_default_session()
+    ip = InteractiveShell.instance()
+    threads_before = threading.active_count()
+    ip.run_cell("%load_ext nbcarbon")
+    yield ip
+    ip.run_cell("%unload_ext nbcarbon")
+    assert threading.active_count() == threads_before
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_machine(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """In-process sessions made from the environment see a machine nobody else uses (see
+    :func:`kernel_env`); a test that needs other users sets ``NBCARBON_PROC_STAT`` itself."""
+    from tests.fakes.procstat import quiet_stat
+
+    monkeypatch.setenv("NBCARBON_PROC_STAT", str(quiet_stat(tmp_path_factory.getbasetemp())))
 
 
 @pytest.fixture(autouse=True)

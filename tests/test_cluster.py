@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -30,9 +31,11 @@ from nbcarbon.cluster import (  # noqa: E402
     display_name,
     host_key,
 )
+from nbcarbon.footprint import Share  # noqa: E402
 from nbcarbon.session import Session  # noqa: E402
 from nbcarbon.settings import Settings  # noqa: E402
 from tests.fakes.powercap import FakePowercap  # noqa: E402
+from tests.fakes.procstat import quiet_stat
 
 TIMEOUT_S = 1.0
 
@@ -50,7 +53,8 @@ def session(tmp_path: Path) -> Session:
     """The notebook's session: no RAPL of its own (an empty powercap root)."""
     root = tmp_path / "notebook-powercap"
     root.mkdir(exist_ok=True)
-    return Session(Settings(powercap_root=root, ledger=None), {"NBCARBON_REGION": "SE"})
+    return Session(Settings(powercap_root=root, ledger=None, proc_stat=quiet_stat(tmp_path)),
+                   {"NBCARBON_REGION": "SE"})
 
 
 def cluster_with(envs: dict[str, dict[str, str]]) -> tuple[LocalCluster, Client]:
@@ -527,7 +531,8 @@ def test_gpus_are_told_apart_by_uuid_not_by_index(tmp_path: Path, monkeypatch: p
                "pod-a-2": gpu_worker("pod-a-2", pod_a, monkeypatch, root),
                "pod-b": gpu_worker("pod-b", FakeNvml([board_b]), monkeypatch, root)}
     notebook_gpu = FakeGpu(uuid=board_b.uuid) if shared_with_notebook else FakeGpu()
-    s = Session(Settings(powercap_root=root, ledger=None), {"NBCARBON_REGION": "SE"},
+    s = Session(Settings(powercap_root=root, ledger=None, proc_stat=quiet_stat(root.parent)),
+                {"NBCARBON_REGION": "SE"},
                 nvml=FakeNvml([notebook_gpu]))
     salt = "s4lt"
     try:
@@ -569,3 +574,52 @@ def test_without_a_uuid_the_pci_bus_id_on_the_machine_tells_gpus_apart(
     # A bus id names a slot of one machine only: the same slot on two machines is two boards.
     meter = SimpleNamespace(uuid=None, pci_bus_id="00000000:3B:00.0")
     assert device_identity(meter, "machine-1") != device_identity(meter, "machine-2")
+
+
+def shared_reading(name: str, host: str, rapl_j: float, use: list[float] | str, *, pid: int = 1,
+                   instance: str | None = None) -> WorkerReading:
+    """A worker on a RAPL host with a CPU-time share meter over channel 0 (cumulative use)."""
+    r = reading(name, host, [rapl_j], channels=(RAPL,), pid=pid, instance=instance)
+    return replace(r, shares=(("cpu-time", (0,)),), uses=(use,))
+
+
+def test_in_share_mode_each_worker_is_charged_its_own_share_of_its_host() -> None:
+    share = Local(attribution="share")
+    b = snap(shared_reading("w0", "h1", 100, [0.0, 10.0]), shared_reading("w1", "h1", 100.2, [5.0, 10.0]),
+             shared_reading("w2", "h2", 0, [0.0, 0.0]))
+    e = snap(shared_reading("w0", "h1", 130, [1.0, 14.0]), shared_reading("w1", "h1", 130.2, [7.0, 14.0]),
+             shared_reading("w2", "h2", 10, [2.0, 2.0]))
+    comps, warnings = combine(b, e, 2.0, share)
+    by = {c.device: c for c in comps}
+    assert warnings == []
+    # Shares of one host are disjoint: each worker adds its own (1 and 2 of the host's 4 busy s).
+    assert by["dask:w0/package-0"].energy_j == pytest.approx(30 * 0.25)
+    assert by["dask:w1/package-0"].energy_j == pytest.approx(30 * 0.5)
+    assert by["dask:w1/package-0"].share == Share("cpu-time", 0.5, pytest.approx(30.0))
+    assert by["dask:w2/package-0"].energy_j == pytest.approx(10.0)  # alone on its host
+    # The same answers in machine mode: the host's counter once, whole.
+    comps, _ = combine(b, e, 2.0)
+    assert energies(comps) == {"cpu:dask:w0/package-0": 30, "cpu:dask:w2/package-0": 10}
+
+
+def test_in_share_mode_a_worker_in_the_notebooks_tree_is_in_the_notebooks_share() -> None:
+    local = Local(host="h1", kernel="h1", machine_channels=frozenset({("cpu", "package-0", "rapl-counter")}),
+                  pids=frozenset({7}), attribution="share")
+    b = snap(shared_reading("w0", "h1", 100, [0.0, 10.0], pid=7),
+             shared_reading("w1", "h1", 100, [0.0, 10.0], pid=8))
+    e = snap(shared_reading("w0", "h1", 130, [2.0, 14.0], pid=7),
+             shared_reading("w1", "h1", 130, [1.0, 14.0], pid=8))
+    comps, _ = combine(b, e, 2.0, local)
+    # w0 is the notebook's child: its CPU time is in the notebook's own share. w1 (started apart,
+    # on the same machine) is charged its own share on top.
+    assert energies(comps) == {"cpu:dask:w1/package-0": 7.5}
+
+
+def test_a_worker_share_that_fails_charges_its_host_once_and_says_why() -> None:
+    b = snap(shared_reading("w0", "h1", 100, "machine CPU time not readable (Permission denied)"),
+             shared_reading("w1", "h1", 100, "machine CPU time not readable (Permission denied)"))
+    e = snap(shared_reading("w0", "h1", 130, "machine CPU time not readable (Permission denied)"),
+             shared_reading("w1", "h1", 130, "machine CPU time not readable (Permission denied)"))
+    comps, warnings = combine(b, e, 2.0, Local(attribution="share"))
+    assert energies(comps) == {"cpu:dask:w0/package-0": 30}
+    assert len(warnings) == 2 and all("charged whole" in w and "Permission denied" in w for w in warnings)

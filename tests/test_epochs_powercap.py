@@ -28,6 +28,7 @@ from nbcarbon.session import Session
 from nbcarbon.settings import Settings
 from tests.fakes.nvml import FakeNvml
 from tests.fakes.powercap import FakePowercap
+from tests.fakes.procstat import quiet_stat
 
 POWER_W = 45.0  # package 40 W + DRAM 5 W: both metered by counters, no model
 N = 8
@@ -50,7 +51,8 @@ def fake(tmp_path: Path) -> FakePowercap:
 
 @pytest.fixture
 def session(tmp_path: Path, fake: FakePowercap) -> Iterator[Session]:
-    s = Session(Settings(interval_s=0.05, powercap_root=tmp_path, ledger=None),
+    s = Session(Settings(interval_s=0.05, powercap_root=tmp_path, ledger=None,
+                         proc_stat=quiet_stat(tmp_path.parent)),
                 {"NBCARBON_REGION": "SE"}, nvml=FakeNvml(gpus=[]))
     yield s
     s.close()

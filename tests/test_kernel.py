@@ -125,6 +125,9 @@ def test_fake_powercap_tree_measures_exactly(tmp_path: Path) -> None:
     (rec,) = records_of(nb.cells[1])
     by = {c["component"]: c for c in rec["components"]}
     assert by["cpu"]["method"] == "rapl-counter" and by["dram"]["method"] == "rapl-counter"
-    assert rec["attribution"] == "machine" and rec["warnings"] == []
+    # Share mode on a fake machine nobody else uses (kernel_env's stat file): the whole package.
+    assert rec["attribution"] == "share" and rec["warnings"] == []
+    assert by["cpu"]["share"] == {"basis": "cpu-time", "fraction": 1.0,
+                                  "machine_energy_j": by["cpu"]["energy_j"]}
     assert by["cpu"]["energy_j"] == pytest.approx(40.0 * 1.5, abs=1e-3)
     assert by["dram"]["energy_j"] == pytest.approx(5.0 * 1.5, abs=1e-3)

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import nbcarbon.api
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    for name in ("NBCARBON_REGION", "NBCARBON_PUE", "NBCARBON_INTERVAL", "NBCARBON_POWERCAP_ROOT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NBCARBON_LEDGER", "off")
-    monkeypatch.setenv("NBCARBON_REGION", "SE")
-    nbcarbon.api.close_default_session()
-    ip = InteractiveShell.instance()
-    threads_before = threading.active_count()
-    ip.run_cell("%load_ext nbcarbon")
-    yield ip
-    ip.run_cell("%unload_ext nbcarbon")
-    assert threading.active_count() == threads_before
-    InteractiveShell.clear_instance()
 
 
 def records() -> list:

@@ -26,6 +26,7 @@ from nbcarbon.sampler import Reading, Sampler
 from nbcarbon.session import Session, _clean, new_id, utc_iso
 from nbcarbon.settings import Settings
 from tests.fakes.powercap import FakePowercap
+from tests.fakes.procstat import quiet_stat
 
 
 def wait_for(condition: Any, timeout_s: float = 60.0) -> None:
@@ -170,7 +171,8 @@ def probe_with(*meters: Meter) -> Any:
 
 
 def counting_session(tmp_path: Path, meter: Meter) -> Session:
-    settings = Settings(interval_s=0.05, powercap_root=tmp_path, ledger=None)
+    settings = Settings(interval_s=0.05, powercap_root=tmp_path, ledger=None,
+                        proc_stat=quiet_stat(tmp_path.parent))
     return Session(settings, {"NBCARBON_REGION": "SE"}, probe_fn=probe_with(meter))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nbcarbon.session import Session
 from nbcarbon.settings import Settings
+from tests.fakes.procstat import quiet_stat
 
 
 def _zone(root: Path, energy_uj: int, mode: int) -> Path:
@@ -27,7 +28,8 @@ def _zone(root: Path, energy_uj: int, mode: int) -> Path:
 
 def test_unreadable_zone_is_tried_again_and_used_between_windows(tmp_path: Path) -> None:
     energy = _zone(tmp_path, 1_000_000, 0o000)
-    session = Session(Settings(powercap_root=tmp_path, interval_s=1.0), {"NBCARBON_REGION": "SE"})
+    session = Session(Settings(powercap_root=tmp_path, interval_s=1.0,
+                                proc_stat=quiet_stat(tmp_path.parent)), {"NBCARBON_REGION": "SE"})
     session.reprobe_every_s = 0.0
     try:
         session.start()
@@ -47,7 +49,8 @@ def test_unreadable_zone_is_tried_again_and_used_between_windows(tmp_path: Path)
 
 def test_no_reprobe_while_a_window_is_open(tmp_path: Path) -> None:
     energy = _zone(tmp_path, 1_000_000, 0o000)
-    session = Session(Settings(powercap_root=tmp_path, interval_s=1.0), {"NBCARBON_REGION": "SE"})
+    session = Session(Settings(powercap_root=tmp_path, interval_s=1.0,
+                                proc_stat=quiet_stat(tmp_path.parent)), {"NBCARBON_REGION": "SE"})
     session.reprobe_every_s = 0.0
     try:
         outer = session.begin("outer")

@@ -12,10 +12,12 @@ from nbcarbon.session import Session
 from nbcarbon.settings import Settings
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import FakePowercap, sampler_reads
+from tests.fakes.procstat import quiet_stat
 
 
 def session(root: Path, nvml: FakeNvml | None, interval_s: float = 0.05) -> Session:
-    settings = Settings(interval_s=interval_s, powercap_root=root, ledger=None)
+    settings = Settings(interval_s=interval_s, powercap_root=root, ledger=None,
+                        proc_stat=quiet_stat(root))
     return Session(settings, {"NBCARBON_REGION": "SE"}, nvml=nvml or FakeNvml(gpus=[]))
 
 
@@ -42,7 +44,10 @@ def test_counters_and_gpu_paths_within_two_percent(tmp_path: Path) -> None:
     # The fake NVML answers from the clock when it is called: exact over the window's own time.
     for key, power_w in [(("gpu", "gpu0"), 120.0), (("gpu", "gpu1"), 80.0)]:
         assert comps[key].energy_j == pytest.approx(power_w * fp.duration_s, rel=0.02), key
-    assert fp.attribution == "machine" and fp.warnings == ()
+    # Share mode (the default) on a machine nobody else uses: every machine-wide component is
+    # the window's whole, said as a share of 100 %.
+    assert fp.attribution == "share" and fp.warnings == ()
+    assert all(c.share is not None and c.share.fraction == 1.0 for c in fp.components)
     assert fp.energy_j == pytest.approx(sum(c.energy_j for c in fp.components))
 
 

@@ -56,3 +56,55 @@ def test_summary_in_a_kernel(tmp_path: Path) -> None:
     found = load_records(saved)
     assert [r.id for r in found.records] == rec["cells"] and not found.problems
     assert [s["id"] for s in found.summaries] == [rec["id"]]
+
+
+def _cells(n: int, nested_under_first: int = 0) -> list:
+    """``n`` top-level records of growing energy (and some windows nested in the first)."""
+    import dataclasses
+
+    from tests.test_readout_share import record
+
+    tops = [dataclasses.replace(record(i, shared=False), energy_j=float(i + 1),
+                                co2e_g=(i + 1) / 3.6e6 * 41.0) for i in range(n)]
+    nested = [dataclasses.replace(record(n + j, shared=False), parent_id=tops[0].id,
+                                  execution_count=None, energy_j=0.1)
+              for j in range(nested_under_first)]
+    return nested + tops  # windows close before the cell that holds them
+
+
+def test_a_long_summary_lists_the_most_costly_cells_and_totals_every_cell() -> None:
+    """10,000 rows made each re-price of a summary a 10 MB message: past ``MAX_ROWS`` it lists
+    the most costly cells, in notebook order, and one line for the rest; the totals and the
+    record still cover every cell."""
+    from nbcarbon import summary
+    from tests.test_readout_share import REGION
+
+    records = _cells(2000, nested_under_first=5)
+    tops = records[5:]
+    data, meta = summary.mimebundle(records, REGION, 1.0, "0")
+    text = data["text/plain"]
+    rows = [line for line in text.splitlines() if line.startswith("In [")]
+    kept = tops[-summary.MAX_ROWS:]  # the most costly: energy grows with the index
+    assert [r.split("  ")[0].strip() for r in rows] == [f"In [{fp.execution_count}]" for fp in kept]
+    rest = tops[:-summary.MAX_ROWS]
+    more = next(line for line in text.splitlines() if line.startswith("… "))
+    assert more.startswith(f"… {len(rest):,} more cells, 5 nested windows")
+    assert summary.format_energy(sum(fp.energy_j for fp in rest)) in more
+    assert f"total ({len(tops)} cells, 5 nested windows counted in them)" in text
+    assert "nbcarbon report lists each one" in text
+    rec = meta["nbcarbon"]
+    assert rec["cells"] == [fp.id for fp in tops] and rec["n_cells"] == len(tops)
+    assert math.isclose(rec["energy_j"], sum(fp.energy_j for fp in tops), rel_tol=1e-12)
+    html = data["text/html"]
+    assert html.count("<tr") == summary.MAX_ROWS + 3  # head, rows, the rest, total
+    assert "… 1,975 more cells" in html and "<script" not in html
+
+
+def test_a_summary_within_the_cap_lists_every_row_and_no_rest_line() -> None:
+    from nbcarbon import summary
+    from tests.test_readout_share import REGION
+
+    records = _cells(summary.MAX_ROWS - 3, nested_under_first=3)
+    text = summary.mimebundle(records, REGION, 1.0, "0")[0]["text/plain"]
+    assert text.count(summary.NESTED_MARK) == 3
+    assert "more cells" not in text and "most costly" not in text

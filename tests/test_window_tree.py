@@ -7,32 +7,13 @@ top-level records, never on energies.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 import nbcarbon
 import nbcarbon.api
 from nbcarbon.footprint import top_level, tree_order
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    for name in ("NBCARBON_PUE", "NBCARBON_INTERVAL", "NBCARBON_POWERCAP_ROOT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NBCARBON_LEDGER", "off")
-    monkeypatch.setenv("NBCARBON_REGION", "SE")
-    nbcarbon.api.close_default_session()
-    ip = InteractiveShell.instance()
-    threads_before = threading.active_count()
-    ip.run_cell("%load_ext nbcarbon")
-    yield ip
-    ip.run_cell("%unload_ext nbcarbon")
-    assert threading.active_count() == threads_before
-    InteractiveShell.clear_instance()
 
 
 def records() -> list:

@@ -2,9 +2,10 @@
 // records by the very rules and figures the kernel uses (nothing is maintained twice):
 //   src/regions.generated.ts  the bundled intensity table, from ../nbcarbon/data/regions.csv
 //                             (provenance and licences: ../nbcarbon/data/DATA_LICENSE);
-//   src/schema.generated.ts   the record schema's vocabulary: SCHEMA and STATUSES
-//                             (nbcarbon/footprint.py), COMPONENTS and METHOD_KIND
-//                             (nbcarbon/meters/base.py), METHOD_LABEL (nbcarbon/readout.py).
+//   src/schema.generated.ts   the record schema's vocabulary: SCHEMA, STATUSES and
+//                             SHARE_BASES (nbcarbon/footprint.py), COMPONENTS and METHOD_KIND
+//                             (nbcarbon/meters/base.py), METHOD_LABEL and SHARE_BASIS_LABEL
+//                             (nbcarbon/readout.py).
 // Run by every build, lint and test script; the outputs are not committed. `--check` only says
 // whether they are current; `--json` prints what was read, as JSON
 // (tests/browser/test_labextension_browser.py compares it with the Python package itself).
@@ -159,9 +160,11 @@ export function readSchema() {
   return {
     SCHEMA: schema,
     STATUSES: pythonTuple(join(pkg, 'footprint.py'), 'STATUSES'),
+    SHARE_BASES: pythonTuple(join(pkg, 'footprint.py'), 'SHARE_BASES'),
     COMPONENTS: pythonTuple(join(pkg, 'meters', 'base.py'), 'COMPONENTS'),
     METHOD_KIND: pythonStrDict(join(pkg, 'meters', 'base.py'), 'METHOD_KIND'),
-    METHOD_LABEL: pythonStrDict(join(pkg, 'readout.py'), 'METHOD_LABEL')
+    METHOD_LABEL: pythonStrDict(join(pkg, 'readout.py'), 'METHOD_LABEL'),
+    SHARE_BASIS_LABEL: pythonStrDict(join(pkg, 'readout.py'), 'SHARE_BASIS_LABEL')
   };
 }
 
@@ -194,9 +197,11 @@ export function generateSchema(schema) {
     '// The record vocabulary (SPEC section 4): footprint.py, meters/base.py, readout.py.\n\n' +
     out('SCHEMA', schema.SCHEMA, 'number') +
     out('STATUSES', schema.STATUSES, 'ReadonlyArray<string>') +
+    out('SHARE_BASES', schema.SHARE_BASES, 'ReadonlyArray<string>') +
     out('COMPONENTS', schema.COMPONENTS, 'ReadonlyArray<string>') +
     out('METHOD_KIND', schema.METHOD_KIND, "Readonly<Record<string, 'measured' | 'sampled' | 'estimated'>>") +
-    out('METHOD_LABEL', schema.METHOD_LABEL, 'Readonly<Record<string, string>>')
+    out('METHOD_LABEL', schema.METHOD_LABEL, 'Readonly<Record<string, string>>') +
+    out('SHARE_BASIS_LABEL', schema.SHARE_BASIS_LABEL, 'Readonly<Record<string, string>>')
   );
 }
 

@@ -19,7 +19,7 @@ import {
   formatMass,
   pricingWords
 } from './format';
-import { leafIcon } from './icons';
+import { leafElement } from './icons';
 import { ICellCost, METADATA_KEY, isRecorded } from './records';
 
 export interface IBadgeOptions {
@@ -38,11 +38,8 @@ class Badge extends Widget {
     super();
     this.addClass('nbcarbon-Badge');
     this.node.dataset.nbcarbon = 'badge';
-    const icon = document.createElement('span');
-    icon.className = 'nbcarbon-Badge-icon';
-    leafIcon.element({ container: icon, height: '12px', width: '12px', elementPosition: 'center' });
     this._text.className = 'nbcarbon-Badge-text';
-    this.node.append(icon, this._text);
+    this.node.append(leafElement('nbcarbon-Badge-icon', '12px'), this._text);
   }
 
   update_(text: string, title: string, data: Record<string, string>, classes: Record<string, boolean>): void {

@@ -3,7 +3,18 @@
  * panel say "24.4 J" and "0.243 mg" exactly where the readout and `nbcarbon report` do. Pure.
  */
 
-import { IComponentTotal, IPricing, IRecord, KINDS, isRecorded, methodKind, methodLabel } from './records';
+import {
+  IComponentTotal,
+  IPricing,
+  IRecord,
+  IShareTotal,
+  KINDS,
+  SHARE_BASES,
+  isRecorded,
+  methodKind,
+  methodLabel,
+  shareBasisLabel
+} from './records';
 
 /**
  * JavaScript rounds exact ties away from zero (`(1.125).toFixed(2)` is "1.13"); Python rounds
@@ -164,13 +175,59 @@ export function formatShare(part: number, total: number): string {
   return `${pct.toFixed(1)}%`;
 }
 
-/** One line per component for a tooltip: "cpu 24.3 J (99.8%), measured: RAPL counter". */
+/** "by CPU time"; "by GPU utilization or split between the processes on the GPU" for two. */
+export function shareBasisWords(bases: ReadonlyArray<string>): string {
+  return bases.map(shareBasisLabel).join(' or ');
+}
+
+/** A fraction as a percent with three significant figures ("38%", "4.21%"), as the readout. */
+export function formatPercent(fraction: number): string {
+  return `${formatG(fraction * 100)}%`;
+}
+
+/** "cpu package-0: 15.2 J (your share: 38% of 40 J, by CPU time)". */
+export function shareLine(component: string, share: IShareTotal): string {
+  return (
+    `${component} ${share.device}: ${formatJoules(share.energy_j)} (your share: ` +
+    `${formatPercent(share.fraction)} of ${formatJoules(share.machine_energy_j)}, ${shareBasisWords(share.bases)})`
+  );
+}
+
+/**
+ * One line per component for a tooltip: "cpu 24.3 J (99.8%), measured: RAPL counter", then,
+ * indented, one per device whose energy is a share of a machine-wide counter (`shareLine`).
+ */
 export function componentLines(components: ReadonlyArray<IComponentTotal>): string[] {
   const total = components.reduce((s, c) => s + c.energy_j, 0);
-  return components.map(c => {
+  return components.flatMap(c => {
     const how = c.methods.map(m => `${m.kind}: ${m.label}`).join(', ');
-    return `${c.component} ${formatJoules(c.energy_j)} (${formatShare(c.energy_j, total)}), ${how}`;
+    return [
+      `${c.component} ${formatJoules(c.energy_j)} (${formatShare(c.energy_j, total)}), ${how}`,
+      ...c.shares.map(s => '  ' + shareLine(c.component, s))
+    ];
   });
+}
+
+/**
+ * Said once where figures include shares (the panel): which components are a share of a
+ * machine-wide counter and by what, and that totals add the shares; null when none is.
+ */
+export function sharesNote(components: ReadonlyArray<IComponentTotal>): string | null {
+  const split = components.filter(c => c.shares.length);
+  if (!split.length) {
+    return null;
+  }
+  const parts = split.map(c => {
+    const bases = SHARE_BASES.filter(b => c.shares.some(s => s.bases.includes(b)));
+    return `${c.component} (${shareBasisWords(bases)})`;
+  });
+  const one = parts.length === 1;
+  const listed = one ? parts[0] : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+  return (
+    `Figures are shares: ${listed} ${one ? 'is' : 'are'} this notebook\u2019s part of ` +
+    `${one ? 'a machine-wide counter' : 'machine-wide counters'} the rest of the machine also drew on. ` +
+    'Totals add the shares, never the machine\u2019s whole energy.'
+  );
 }
 
 /** How a view is priced, in words: "as recorded (SE, PUE 1)" or "for PL Poland, 615 g/kWh, PUE as recorded". */

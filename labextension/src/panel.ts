@@ -6,7 +6,6 @@
  */
 
 import { Clipboard } from '@jupyterlab/apputils';
-import { Widget } from '@lumino/widgets';
 
 import { NotebookFootprint } from './footprint';
 import {
@@ -18,11 +17,14 @@ import {
   formatMass,
   formatShare,
   howObtained,
-  pricingWords
+  pricingWords,
+  shareLine,
+  sharesNote
 } from './format';
 import { leafIcon } from './icons';
 import { AS_RECORDED, ICellCost, IPricing, IRegionRow, isRecorded } from './records';
 import { findRegion, loadRegions, searchRegions } from './regions';
+import { FootprintWidget } from './tracking';
 
 export const PANEL_ID = 'nbcarbon-panel';
 const PUE_MIN = 1;
@@ -58,7 +60,7 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-export class FootprintPanel extends Widget {
+export class FootprintPanel extends FootprintWidget {
   constructor(private readonly _host: IPanelHost) {
     super();
     this.id = PANEL_ID;
@@ -81,25 +83,6 @@ export class FootprintPanel extends Widget {
     this._render();
   }
 
-  get footprint(): NotebookFootprint | null {
-    return this._footprint;
-  }
-
-  set footprint(value: NotebookFootprint | null) {
-    if (value === this._footprint) {
-      return;
-    }
-    this._footprint?.changed.disconnect(this._onChanged, this);
-    this._footprint = value;
-    value?.changed.connect(this._onChanged, this);
-    this._onChanged();
-  }
-
-  dispose(): void {
-    this.footprint = null;
-    super.dispose();
-  }
-
   protected onAfterShow(): void {
     void this._fillRegions();
   }
@@ -109,8 +92,8 @@ export class FootprintPanel extends Widget {
     this._render();
   }
 
-  private _onChanged(): void {
-    const pricing = this._footprint?.pricing ?? AS_RECORDED;
+  protected onFootprintChanged(): void {
+    const pricing = this.footprint?.pricing ?? AS_RECORDED;
     if (pricing !== this._shownPricing) {
       this._shownPricing = pricing;
       this._syncControls();
@@ -152,8 +135,8 @@ export class FootprintPanel extends Widget {
       data: { nbcarbon: 'reset' }
     });
     reset.addEventListener('click', () => {
-      if (this._footprint) {
-        this._footprint.pricing = AS_RECORDED;
+      if (this.footprint) {
+        this.footprint.pricing = AS_RECORDED;
       }
     });
 
@@ -203,7 +186,7 @@ export class FootprintPanel extends Widget {
   }
 
   private async _applyControls(): Promise<void> {
-    const fp = this._footprint;
+    const fp = this.footprint;
     if (!fp) {
       return;
     }
@@ -226,7 +209,7 @@ export class FootprintPanel extends Widget {
   }
 
   private _syncControls(): void {
-    const pricing = this._footprint?.pricing ?? AS_RECORDED;
+    const pricing = this.footprint?.pricing ?? AS_RECORDED;
     if (pricing.region && ![...this._region.options].some(o => o.value === pricing.region!.code)) {
       this._region.append(new Option(pricing.region.code, pricing.region.code));
     }
@@ -236,7 +219,7 @@ export class FootprintPanel extends Widget {
   }
 
   private _render(): void {
-    const fp = this._footprint;
+    const fp = this.footprint;
     this._summary.replaceChildren();
     this._notice.replaceChildren();
     this._body.replaceChildren();
@@ -305,6 +288,16 @@ export class FootprintPanel extends Widget {
         text: `priced ${pricingWords(fp.pricing, t.regions, t.pues)}`
       })
     );
+    const shares = sharesNote(t.components);
+    if (shares) {
+      this._summary.append(
+        el('p', {
+          className: 'nbcarbon-Panel-meta nbcarbon-Panel-sharesNote',
+          text: shares,
+          data: { nbcarbon: 'shares' }
+        })
+      );
+    }
     if (repriced) {
       this._reprice(fp);
     }
@@ -384,7 +377,14 @@ export class FootprintPanel extends Widget {
             text: formatShare(c.energy_j, t.energy_j)
           }),
           bar,
-          how
+          how,
+          ...c.shares.map(s =>
+            el('div', {
+              className: 'nbcarbon-Panel-machineShare',
+              text: shareLine(c.component, s),
+              data: { nbcarbon: 'share' }
+            })
+          )
         )
       );
     }
@@ -484,7 +484,6 @@ export class FootprintPanel extends Widget {
     );
   }
 
-  private _footprint: NotebookFootprint | null = null;
   private _shownPricing: IPricing | null = null;
   private _rows: ReadonlyArray<IRegionRow> | null = null;
   private _name = document.createElement('div');

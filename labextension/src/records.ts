@@ -11,12 +11,22 @@
  *     outputs are never counted; anything else that fails validation is a problem, not a cell;
  *   - duplicate outputs of one record id count once (the last one's content, the first one's
  *     place);
- *   - totals add top-level records only: no parent, or a parent that is not among the records.
+ *   - totals add top-level records only: no parent, or a parent that is not among the records;
+ *   - a component with a `share` (the record's `attribution` is then "share") carries the cell's
+ *     part of a machine-wide counter as its `energy_j`: totals add that, never the machine's.
  */
 
-import { COMPONENTS, METHOD_KIND, METHOD_LABEL, SCHEMA, STATUSES } from './schema.generated';
+import {
+  COMPONENTS,
+  METHOD_KIND,
+  METHOD_LABEL,
+  SCHEMA,
+  SHARE_BASES,
+  SHARE_BASIS_LABEL,
+  STATUSES
+} from './schema.generated';
 
-export { COMPONENTS, METHOD_KIND, METHOD_LABEL, SCHEMA, STATUSES };
+export { COMPONENTS, METHOD_KIND, METHOD_LABEL, SCHEMA, SHARE_BASES, SHARE_BASIS_LABEL, STATUSES };
 
 /** Where a record lives in an output: `output.metadata[METADATA_KEY]`. */
 export const METADATA_KEY = 'nbcarbon';
@@ -26,12 +36,25 @@ export const KINDS = ['measured', 'sampled', 'estimated'] as const;
 
 export type Kind = (typeof KINDS)[number];
 
+/**
+ * How a machine-wide counter was split (`Share` in nbcarbon/footprint.py): the cell was charged
+ * `fraction` of `machine_energy_j`, by `basis` (one of SHARE_BASES).
+ */
+export interface IShare {
+  basis: string;
+  fraction: number;
+  machine_energy_j: number;
+}
+
 export interface IComponent {
   component: string;
   device: string;
   method: string;
+  /** What the window is charged: its share when `share` is set, which totals add. */
   energy_j: number;
   mean_power_w: number;
+  /** Set when `energy_j` is the window's share of a machine-wide counter. */
+  share: IShare | null;
 }
 
 export interface IPricedRegion {
@@ -161,6 +184,21 @@ function num(d: Json, name: string): number {
   return value;
 }
 
+function parseShare(d: unknown): IShare {
+  if (!isObject(d)) {
+    throw new RecordError("component 'share' must be a JSON object");
+  }
+  const basis = field(d, 'basis', 'str') as string;
+  if (!SHARE_BASES.includes(basis)) {
+    throw new RecordError(`share basis must be one of ${SHARE_BASES.join(', ')}, not ${short(basis)}`);
+  }
+  const fraction = num(d, 'fraction');
+  if (fraction > 1) {
+    throw new RecordError(`share fraction must be from 0 to 1, not ${short(d['fraction'])}`);
+  }
+  return { basis, fraction, machine_energy_j: num(d, 'machine_energy_j') };
+}
+
 function parseComponent(c: unknown): IComponent {
   if (!isObject(c)) {
     throw new RecordError('each component must be a JSON object');
@@ -180,7 +218,8 @@ function parseComponent(c: unknown): IComponent {
     device: field(c, 'device', 'str') as string,
     method,
     energy_j: num(c, 'energy_j'),
-    mean_power_w: num(c, 'mean_power_w')
+    mean_power_w: num(c, 'mean_power_w'),
+    share: c['share'] !== undefined && c['share'] !== null ? parseShare(c['share']) : null
   };
 }
 
@@ -380,11 +419,27 @@ export function pricedCo2e(record: IRecord, pricing: IPricing): number {
   return co2eG(record.energy_j, pue, g);
 }
 
+/** One device's shares of a machine-wide counter, added up over windows. */
+export interface IShareTotal {
+  device: string;
+  /** What the energy was split by (SHARE_BASES order). */
+  bases: string[];
+  /** The energy charged to the windows: part of the component's `energy_j`. */
+  energy_j: number;
+  /** The machine-wide counter's energy over the same windows. */
+  machine_energy_j: number;
+  /** The windows' part of it: the recorded fraction for one window, else charged / machine. */
+  fraction: number;
+}
+
 export interface IComponentTotal {
   component: string;
+  /** The energy charged: where a counter was split, the share, never its `machine_energy_j`. */
   energy_j: number;
   /** Each method that contributed, with its kind and its joules, largest first. */
   methods: { method: string; kind: Kind; label: string; energy_j: number }[];
+  /** The devices whose energy is a share of a machine-wide counter (empty when none is). */
+  shares: IShareTotal[];
 }
 
 export interface ITotals {
@@ -410,13 +465,49 @@ export function methodLabel(method: string): string {
   return METHOD_LABEL[method] ?? method;
 }
 
+/** How a share was split, as the readout says it: "by CPU time" (`readout.SHARE_BASIS_LABEL`). */
+export function shareBasisLabel(basis: string): string {
+  return SHARE_BASIS_LABEL[basis] ?? `by ${basis}`;
+}
+
+/** Shares of one component's devices, added up: `fraction` weighs each window by its machine energy. */
+function shareTotals(components: ReadonlyArray<IComponent>): IShareTotal[] {
+  const by = new Map<string, IShare[]>();
+  for (const c of components) {
+    if (c.share) {
+      const shares = by.get(c.device) ?? [];
+      by.set(c.device, shares);
+      shares.push(c.share);
+    }
+  }
+  const charged = (device: string): number =>
+    components.reduce((s, c) => s + (c.share && c.device === device ? c.energy_j : 0), 0);
+  return [...by.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([device, shares]) => {
+      const machine = shares.reduce((s, x) => s + x.machine_energy_j, 0);
+      const weighted = shares.reduce((s, x) => s + x.fraction * x.machine_energy_j, 0);
+      return {
+        device,
+        bases: SHARE_BASES.filter(b => shares.some(x => x.basis === b)),
+        energy_j: charged(device),
+        machine_energy_j: machine,
+        fraction: shares.length === 1 ? shares[0].fraction : machine > 0 ? weighted / machine : 0
+      };
+    });
+}
+
 function componentTotals(records: ReadonlyArray<IRecord>): IComponentTotal[] {
   const by = new Map<string, Map<string, number>>();
+  const parts = new Map<string, IComponent[]>();
   for (const record of records) {
     for (const c of record.components) {
       const methods = by.get(c.component) ?? new Map<string, number>();
       by.set(c.component, methods);
       methods.set(c.method, (methods.get(c.method) ?? 0) + c.energy_j);
+      const list = parts.get(c.component) ?? [];
+      parts.set(c.component, list);
+      list.push(c);
     }
   }
   const order = (name: string): number => {
@@ -435,7 +526,8 @@ function componentTotals(records: ReadonlyArray<IRecord>): IComponentTotal[] {
           kind: methodKind(method),
           label: methodLabel(method),
           energy_j
-        }))
+        })),
+      shares: shareTotals(parts.get(component) ?? [])
     }));
 }
 

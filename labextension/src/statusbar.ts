@@ -3,14 +3,12 @@
  * records only), a dash when it has none. Clicking it opens the side panel.
  */
 
-import { Widget } from '@lumino/widgets';
-
-import { NotebookFootprint } from './footprint';
 import { formatCost, formatDuration, formatEnergy, formatMass, pricingWords } from './format';
-import { leafIcon } from './icons';
+import { leafElement } from './icons';
 import { isRecorded } from './records';
+import { FootprintWidget } from './tracking';
 
-export class FootprintStatus extends Widget {
+export class FootprintStatus extends FootprintWidget {
   constructor(private readonly _open: () => void) {
     super();
     this.addClass('nbcarbon-Status');
@@ -18,11 +16,8 @@ export class FootprintStatus extends Widget {
     this.node.tabIndex = 0;
     this.node.setAttribute('role', 'button');
     this.node.dataset.nbcarbon = 'status';
-    const icon = document.createElement('span');
-    icon.className = 'nbcarbon-Status-icon';
-    leafIcon.element({ container: icon, height: '14px', width: '14px', elementPosition: 'center' });
     this._text.className = 'jp-StatusBar-TextItem nbcarbon-Status-text';
-    this.node.append(icon, this._text);
+    this.node.append(leafElement('nbcarbon-Status-icon', '14px'), this._text);
     this.node.addEventListener('click', () => this._open());
     this.node.addEventListener('keydown', event => {
       if (event.key === 'Enter' || event.key === ' ') {
@@ -33,28 +28,12 @@ export class FootprintStatus extends Widget {
     this._render();
   }
 
-  /** The notebook whose footprint is shown, or null (nothing shown). */
-  get footprint(): NotebookFootprint | null {
-    return this._footprint;
-  }
-
-  set footprint(value: NotebookFootprint | null) {
-    if (value === this._footprint) {
-      return;
-    }
-    this._footprint?.changed.disconnect(this._render, this);
-    this._footprint = value;
-    value?.changed.connect(this._render, this);
+  protected onFootprintChanged(): void {
     this._render();
   }
 
-  dispose(): void {
-    this.footprint = null;
-    super.dispose();
-  }
-
   private _render(): void {
-    const fp = this._footprint;
+    const fp = this.footprint;
     const data = this.node.dataset;
     if (!fp || fp.isDisposed || fp.collected.records.length === 0) {
       this._text.textContent = '—';
@@ -91,6 +70,5 @@ export class FootprintStatus extends Widget {
     this.node.title = lines.join('\n');
   }
 
-  private _footprint: NotebookFootprint | null = null;
   private _text = document.createElement('span');
 }

@@ -3,17 +3,22 @@ import { describe, test } from 'node:test';
 
 import {
   cellName,
+  componentLines,
   formatCost,
   formatDuration,
   formatEnergy,
   formatFixed,
   formatG,
   formatMass,
+  formatPercent,
   howObtained,
   pricingWords,
+  shareBasisWords,
+  shareLine,
+  sharesNote,
   shownLabel
 } from '../src/format';
-import { AS_RECORDED, IRecord } from '../src/records';
+import { AS_RECORDED, IComponentTotal, IRecord, SHARE_BASES } from '../src/records';
 
 // [value, format(v, '.3g'), readout.format_energy(v), readout.format_mass(v)], printed by Python.
 const PYTHON: [number, string, string, string][] = [
@@ -147,6 +152,85 @@ describe('words', () => {
     assert.equal(
       pricingWords({ region: null, pue: 1.5 }, [], []),
       'for each record\u2019s own region, PUE 1.5'
+    );
+  });
+});
+
+describe('shares of machine-wide counters', () => {
+  const share = (
+    device: string,
+    energy: number,
+    fraction: number,
+    machine: number,
+    bases = ['cpu-time']
+  ) => ({
+    device,
+    bases,
+    energy_j: energy,
+    machine_energy_j: machine,
+    fraction
+  });
+  const cpu: IComponentTotal = {
+    component: 'cpu',
+    energy_j: 15.2,
+    methods: [{ method: 'rapl-counter', kind: 'measured', label: 'RAPL counter', energy_j: 15.2 }],
+    shares: [share('package-0', 15.2, 0.38, 40)]
+  };
+  const memory: IComponentTotal = {
+    component: 'memory',
+    energy_j: 0.8,
+    methods: [{ method: 'memory-model', kind: 'estimated', label: 'memory model', energy_j: 0.8 }],
+    shares: []
+  };
+
+  test('a component line says the share, of what, and by what', () => {
+    assert.equal(
+      shareLine('cpu', cpu.shares[0]),
+      'cpu package-0: 15.2 J (your share: 38% of 40 J, by CPU time)'
+    );
+    assert.equal(
+      shareLine('gpu', share('gpu0', 1500, 0.042, 35_714, ['gpu-utilization', 'gpu-processes'])),
+      'gpu gpu0: 1.5 kJ (your share: 4.2% of 35.7 kJ, by GPU utilization or split between the processes on the GPU)'
+    );
+  });
+
+  test('every basis has words, as the readout says them', () => {
+    for (const basis of SHARE_BASES) {
+      assert.match(shareBasisWords([basis]), /^(by|split) [a-z]/i, basis);
+      assert.doesNotMatch(shareBasisWords([basis]), /-/, basis);
+    }
+    assert.equal(shareBasisWords(['cpu-time']), 'by CPU time');
+  });
+
+  test('percent: three significant figures, as the readout', () => {
+    assert.equal(formatPercent(0.38), '38%');
+    assert.equal(formatPercent(0.3846), '38.5%');
+    assert.equal(formatPercent(1), '100%');
+    assert.equal(formatPercent(0.042), '4.2%');
+    assert.equal(formatPercent(0.0004), '0.04%');
+    assert.equal(formatPercent(0), '0%');
+  });
+
+  test('the tooltip lists the share under its component', () => {
+    assert.deepEqual(componentLines([cpu, memory]), [
+      'cpu 15.2 J (95.0%), measured: RAPL counter',
+      '  cpu package-0: 15.2 J (your share: 38% of 40 J, by CPU time)',
+      'memory 0.8 J (5.0%), estimated: memory model'
+    ]);
+  });
+
+  test('the panel says once that figures are shares, and only then', () => {
+    assert.equal(sharesNote([memory]), null);
+    assert.equal(
+      sharesNote([cpu, memory]),
+      'Figures are shares: cpu (by CPU time) is this notebook\u2019s part of a machine-wide ' +
+        'counter the rest of the machine also drew on. Totals add the shares, never the machine\u2019s whole energy.'
+    );
+    const gpu = { ...cpu, component: 'gpu', shares: [share('gpu0', 1, 0.5, 2, ['gpu-processes'])] };
+    const dram = { ...cpu, component: 'dram' };
+    assert.match(
+      sharesNote([cpu, dram, gpu])!,
+      /^Figures are shares: cpu \(by CPU time\), dram \(by CPU time\) and gpu \(split between the processes on the GPU\) are .* machine-wide counters /
     );
   });
 });

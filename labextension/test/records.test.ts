@@ -62,6 +62,35 @@ function raw(id: string, energy = 10, extra: Record<string, unknown> = {}): Reco
   };
 }
 
+/** A cpu component charged `fraction` of a package counter's `machine` joules, by CPU time. */
+function cpuShare(
+  energy: number,
+  fraction: number,
+  machine: number,
+  device = 'package-0'
+): Record<string, unknown> {
+  return {
+    component: 'cpu',
+    device,
+    method: 'rapl-counter',
+    energy_j: energy,
+    mean_power_w: energy,
+    share: { basis: 'cpu-time', fraction, machine_energy_j: machine }
+  };
+}
+
+/** A record whose components are `components`, its energy their sum, attributed as a share. */
+function shared(id: string, components: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
+  const energy = components.reduce((s, c) => s + (c.energy_j as number), 0);
+  return raw(id, energy, {
+    components,
+    energy_j: energy,
+    co2e_g: co2eG(energy, 1, SE.g_per_kwh),
+    attribution: 'share',
+    ...extra
+  });
+}
+
 const meta = (record: unknown): Record<string, unknown> => ({ nbcarbon: record });
 
 function found(...records: Record<string, unknown>[]): IFound[] {
@@ -92,6 +121,28 @@ describe('parseRecord', () => {
     assert.deepEqual(rec.iterations, { label: 'epoch', duration_s: [1, 2], energy_j: [3, 4] });
   });
 
+  test('a component without a share (or a null one) has share null', () => {
+    assert.equal(parseRecord(raw('a')).components[0].share, null);
+    const rec = parseRecord(raw('a', 10, { components: [{ ...cpuShare(10, 1, 10), share: null }] }));
+    assert.equal(rec.components[0].share, null);
+  });
+
+  test('reads a share of a machine-wide counter, and the record attributed as a share', () => {
+    const rec = parseRecord(shared('a', [cpuShare(15.2, 0.38, 40)]));
+    assert.equal(rec.attribution, 'share');
+    assert.equal(rec.components[0].energy_j, 15.2);
+    assert.deepEqual(rec.components[0].share, { basis: 'cpu-time', fraction: 0.38, machine_energy_j: 40 });
+    for (const basis of ['gpu-utilization', 'gpu-processes']) {
+      const gpu = {
+        ...cpuShare(1, 0.25, 4, 'gpu0'),
+        component: 'gpu',
+        method: 'nvml-counter',
+        share: { basis, fraction: 0.25, machine_energy_j: 4 }
+      };
+      assert.equal(parseRecord(shared('g', [gpu])).components[0].share!.basis, basis);
+    }
+  });
+
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['newer schema', { schema: 2 }, /newer than this nbcarbon/],
     ['no schema', { schema: 'x' }, /no integer 'schema'/],
@@ -116,6 +167,35 @@ describe('parseRecord', () => {
         ]
       },
       /component must be one of/
+    ],
+    [
+      'unknown share basis',
+      {
+        components: [
+          { ...cpuShare(1, 0.5, 2), share: { basis: 'memory', fraction: 0.5, machine_energy_j: 2 } }
+        ]
+      },
+      /component 0: share basis must be one of cpu-time, gpu-utilization, gpu-processes/
+    ],
+    [
+      'share fraction above 1',
+      { components: [cpuShare(1, 1.5, 2)] },
+      /share fraction must be from 0 to 1, not 1.5/
+    ],
+    [
+      'negative machine energy',
+      { components: [cpuShare(1, 0.5, -2)] },
+      /'machine_energy_j' must be a finite/
+    ],
+    [
+      'share without machine energy',
+      { components: [{ ...cpuShare(1, 0.5, 2), share: { basis: 'cpu-time', fraction: 0.5 } }] },
+      /missing the field 'machine_energy_j'/
+    ],
+    [
+      'share not an object',
+      { components: [{ ...cpuShare(1, 0.5, 2), share: 0.5 }] },
+      /'share' must be a JSON object/
     ],
     [
       'uneven iterations',
@@ -219,6 +299,62 @@ describe('totals', () => {
         ['rapl-counter', 'measured', 5],
         ['cpu-time-model', 'estimated', 5]
       ]
+    );
+  });
+
+  test('shares: totals add the charged energy, never the machine counter; one device, one line', () => {
+    const f = found(
+      shared('a', [cpuShare(15.2, 0.38, 40)]),
+      shared('b', [cpuShare(10, 0.5, 20), cpuShare(3, 0.1, 30, 'package-1')]),
+      raw('c', 2)
+    );
+    const t = totals(f);
+    close(t.energy_j, 15.2 + 13 + 2);
+    close(t.co2e_g, co2eG(30.2, 1, SE.g_per_kwh));
+    const [cpu] = t.components;
+    close(cpu.energy_j, 30.2);
+    assert.deepEqual(
+      cpu.shares.map(s => [s.device, s.bases, s.machine_energy_j]),
+      [
+        ['package-0', ['cpu-time'], 60],
+        ['package-1', ['cpu-time'], 30]
+      ]
+    );
+    close(cpu.shares[0].energy_j, 25.2);
+    // over two windows: the charged part of both counters' energy, 0.38 * 40 + 0.5 * 20 of 60
+    close(cpu.shares[0].fraction, 25.2 / 60);
+    assert.equal(cpu.shares[1].fraction, 0.1);
+  });
+
+  test('shares: one window keeps its recorded fraction; bases of a device are listed in order', () => {
+    const gpu = (fraction: number, basis: string) => ({
+      component: 'gpu',
+      device: 'gpu0',
+      method: 'nvml-counter',
+      energy_j: fraction * 100,
+      mean_power_w: 1,
+      share: { basis, fraction, machine_energy_j: 100 }
+    });
+    const one = totals(found(shared('a', [cpuShare(1, 1 / 3, 3)])));
+    assert.equal(one.components[0].shares[0].fraction, 1 / 3);
+    const two = totals(
+      found(shared('a', [gpu(0.2, 'gpu-processes')]), shared('b', [gpu(0.4, 'gpu-utilization')]))
+    );
+    assert.deepEqual(two.components[0].shares[0].bases, ['gpu-utilization', 'gpu-processes']);
+    close(two.components[0].shares[0].fraction, 0.3);
+    assert.deepEqual(totals(found(raw('x'))).components[0].shares, []);
+  });
+
+  test("shares: a cell's cost lists its own shares, nested windows not added again", () => {
+    const f = found(
+      shared('cell', [cpuShare(8, 0.4, 20)]),
+      shared('loop', [cpuShare(6, 0.5, 12)], { parent_id: 'cell' })
+    );
+    const cost = cellCosts(f).get(0)!;
+    assert.equal(cost.energy_j, 8);
+    assert.deepEqual(
+      cost.components[0].shares.map(s => [s.energy_j, s.fraction, s.machine_energy_j]),
+      [[8, 0.4, 20]]
     );
   });
 

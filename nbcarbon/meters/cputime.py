@@ -27,7 +27,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 import psutil
@@ -62,7 +61,9 @@ def cpu_power_table() -> list[CpuPowerRow]:
     global _table
     with _table_lock:
         if _table is None:
-            text = resources.files("nbcarbon").joinpath("data", "cpu_power.csv").read_text("utf-8")
+            from nbcarbon.datafiles import read_text
+
+            text = read_text("cpu_power.csv")
             _table = [
                 CpuPowerRow(row["match"], float(row["tdp_w"]), int(row["cores"]), row["source"])
                 for row in csv.DictReader(io.StringIO(text))

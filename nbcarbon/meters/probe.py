@@ -20,7 +20,6 @@ zeus_apple_silicon are imported when :func:`probe` runs, and only where they can
 from __future__ import annotations
 
 import os
-import platform as _platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Meter
+from nbcarbon.meters.share import ShareMeter
 
 
 @dataclass
@@ -42,6 +42,10 @@ class ProbeResult:
     notes: list[str] = field(default_factory=list)
     platform: str = ""
     machine: str = ""
+    #: What splits machine-wide meters' energy among the machine's users (``attribution:
+    #: share``): one for CPU and DRAM counters, one per NVIDIA GPU; empty where nothing is
+    #: machine-wide or the machine's use cannot be read.
+    shares: list[ShareMeter] = field(default_factory=list)
 
 
 def probe(
@@ -58,6 +62,8 @@ def probe(
     proc: Path = Path("/proc"),
     platform: str | None = None,
     machine: str | None = None,
+    proc_stat: Path = Path("/proc/stat"),
+    shares: bool = True,
 ) -> ProbeResult:
     """Opens every meter this machine supports; never raises for missing hardware.
 
@@ -68,14 +74,17 @@ def probe(
     ``hwmon_root`` is where ``amd_energy`` is looked for; ``proc`` is where the process-tree models
     look for ``/proc`` (where it is missing they work through psutil alone). ``pid`` is the
     process whose tree the models follow (default: this one). ``platform`` and ``machine``
-    default to ``sys.platform`` and ``platform.machine()``.
+    default to ``sys.platform`` and ``platform.machine()``. ``shares`` opens the share meters
+    of machine-wide counters (:mod:`nbcarbon.meters.share`), reading the machine's CPU time
+    from ``proc_stat``.
     """
     from nbcarbon.meters.hwmon import open_amd_energy
     from nbcarbon.meters.rapl import open_rapl
 
     pid = os.getpid() if pid is None else pid
     system = sys.platform if platform is None else platform
-    arch = _platform.machine() if machine is None else machine
+    # os.uname() is what platform.machine() reads on POSIX, without importing platform (~1 ms).
+    arch = machine if machine is not None else (os.uname().machine if hasattr(os, "uname") else "")
     result = ProbeResult(platform=system, machine=arch)
     rapl_meters, rapl_notes = open_rapl(powercap_root)
     result.notes.extend(rapl_notes)
@@ -121,8 +130,9 @@ def probe(
     result.meters.extend(cpu)
     result.meters.extend(dram)
 
-    tree = None  # one list of child processes, shared by the two models
-    if not cpu or not dram:
+    tree = None  # one list of child processes, shared by the two models and the shares
+    machine_wide = any(m.channel.attribution == "machine" for m in cpu + dram)
+    if not cpu or not dram or (shares and machine_wide):
         import psutil
 
         from nbcarbon.meters.cputime import ChildProcesses
@@ -177,10 +187,34 @@ def probe(
             result.notes.extend(amd_notes)
         gpus.extend(m for m in apple_meters if m.channel.component == "gpu")
         result.meters.extend(gpus)
+    if shares:
+        _open_shares(result, pid, tree, proc, proc_stat, system)
     for meter in apple_meters:
         if meter not in result.meters:
             meter.close()  # a component another counter already measures
     return result
+
+
+def _open_shares(result: ProbeResult, pid: int, tree: Any, proc: Path, proc_stat: Path,
+                 system: str) -> None:
+    """The share meters of ``result``'s machine-wide meters (see :mod:`nbcarbon.meters.share`)."""
+    from nbcarbon.meters.gpushare import open_gpu_shares
+    from nbcarbon.meters.share import open_cpu_share
+
+    if any(m.channel.attribution == "machine" and m.channel.component in ("cpu", "dram")
+           for m in result.meters):
+        cpu_share, note = open_cpu_share(pid, tree, proc_stat, system)
+        if cpu_share is not None:
+            result.shares.append(cpu_share)
+        elif note:
+            result.notes.append(note)
+    if any(m.channel.method.startswith("nvml-") for m in result.meters):
+        def pids() -> list[int]:
+            return [p.pid for p in tree.children] if tree is not None else []
+
+        gpu_shares, notes = open_gpu_shares(result.meters, pids, proc)
+        result.shares.extend(gpu_shares)
+        result.notes.extend(notes)
 
 
 def _open_apple(apple: Any, use_gpu: bool, machine: str) -> tuple[list[Meter], list[str]]:

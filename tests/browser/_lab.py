@@ -3,6 +3,7 @@ driven by Playwright's Python package; never ``playwright install``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -14,10 +15,55 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-gpu"]
+
+
+def needs_browser(*extra: tuple[str, bool]) -> pytest.MarkDecorator:
+    """The ``pytestmark`` of a browser test module: skip when Chromium, Playwright, JupyterLab or
+    one of ``extra`` (``(what to install, present)``) is missing. CI installs all of it
+    (.ci/run), so there a missing one is a failure, not a skip."""
+    missing = [what for what, ok in (
+        (f"{CHROMIUM} (apt-get install chromium)", CHROMIUM.exists()),
+        ("playwright (pip install playwright)", importlib.util.find_spec("playwright") is not None),
+        ("jupyterlab (pip install jupyterlab)", importlib.util.find_spec("jupyterlab") is not None),
+        *extra,
+    ) if not ok]
+    return pytest.mark.skipif(bool(missing) and not os.environ.get("CI"),
+                              reason="browser test needs " + ", ".join(missing))
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """An unexecuted Python 3 notebook of code ``cells`` at ``path``."""
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+                     "outputs": [], "source": src} for i, src in enumerate(cells)],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+
+
+def run_all_cells(page: Any, url: str, name: str) -> None:
+    """Open notebook ``name`` in the Lab at ``url`` (a Playwright page), wait for its kernel to
+    be idle, and run all its cells (without waiting for them)."""
+    page.goto(f"{url}/lab/tree/{name}", timeout=60_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status"
+        " === 'idle'", timeout=60_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def wait_cells_done(page: Any, timeout_ms: int) -> None:
+    """Wait until no cell's prompt shows ``*`` (queued or running)."""
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+        ".some(p => p.textContent.includes('*'))", timeout=timeout_ms)
 
 
 def free_port() -> int:

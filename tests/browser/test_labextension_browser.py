@@ -17,7 +17,6 @@ nested in another) is opened with no kernel at all, as "Open With > Notebook (no
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -30,19 +29,12 @@ import pytest
 from nbcarbon.footprint import Footprint, top_level
 from nbcarbon.intensity import lookup
 from nbcarbon.readout import format_energy, format_mass
-from tests.browser._lab import CHROMIUM, CHROMIUM_ARGS, jupyterlab, running_kernels
+from tests.browser._lab import CHROMIUM, CHROMIUM_ARGS, jupyterlab, needs_browser, running_kernels
 from tests.conftest import kernel_env
 
 LABEXTENSION = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "nbcarbon"
-_missing = [what for what, ok in (
-    (f"{CHROMIUM} (apt-get install chromium)", CHROMIUM.exists()),
-    ("playwright (pip install playwright)", importlib.util.find_spec("playwright") is not None),
-    ("jupyterlab (pip install jupyterlab)", importlib.util.find_spec("jupyterlab") is not None),
-    (f"the built extension in {LABEXTENSION} (pip install -e .)", (LABEXTENSION / "package.json").exists()),
-) if not ok]
-# CI installs all of it (.ci/run), so there a missing one is a failure, not a skip.
-pytestmark = pytest.mark.skipif(bool(_missing) and not os.environ.get("CI"),
-                                reason="browser test needs " + ", ".join(_missing))
+pytestmark = needs_browser(
+    (f"the built extension in {LABEXTENSION} (pip install -e .)", (LABEXTENSION / "package.json").exists()))
 
 SOURCE = [
     ("markdown", "# A measured notebook"),
@@ -305,6 +297,68 @@ def test_status_bar_badges_panel_and_live_records(tmp_path: Path) -> None:
             browser.close()
 
 
+def _share_record() -> dict:
+    """A record whose cpu energy is the cell's share of a package counter, as the kernel writes
+    one (``Footprint.to_dict``), and a memory model beside it."""
+    from nbcarbon.footprint import Component, PricedRegion, Share
+
+    region = lookup("SE")
+    components = (Component("cpu", "package-0", "rapl-counter", 15.2, 7.6, Share("cpu-time", 0.38, 40.0)),
+                  Component("memory", "process tree", "memory-model", 0.8, 0.4))
+    energy = sum(c.energy_j for c in components)
+    fp = Footprint(id="shared-1", cell_id="c0", label="split", execution_count=1,
+                   started_at="2026-12-01T10:00:00+00:00", duration_s=2.0, status="ok",
+                   components=components, energy_j=energy, pue=1.0,
+                   region=PricedRegion(region.code, region.name, region.g_per_kwh, region.year,
+                                       region.source, region.basis, "command"),
+                   co2e_g=energy / 3.6e6 * region.g_per_kwh, attribution="share")
+    return fp.to_dict()
+
+
+def test_shares_of_machine_wide_counters_are_said(tmp_path: Path) -> None:
+    """A component charged a share of a machine-wide counter: its badge tooltip and the panel's
+    component line say the share, of what and by what; the panel says once that figures are
+    shares; the totals add the charged energy."""
+    from playwright.sync_api import sync_playwright
+
+    record = _share_record()
+    assert Footprint.from_dict(record).components[0].share is not None  # nbcarbon reads it back
+    root = tmp_path / "root"
+    root.mkdir()
+    nb = {"cells": [{"cell_type": "code", "execution_count": 1, "id": "c0", "metadata": {},
+                     "source": "%%carbon --label split\nwork()",
+                     "outputs": [{"output_type": "display_data", "data": {"text/plain": "nbcarbon"},
+                                  "metadata": {"nbcarbon": record}}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (root / "shared.ipynb").write_text(json.dumps(nb))
+    line = "cpu package-0: 15.2 J (your share: 38% of 40 J, by CPU time)"
+
+    with jupyterlab(root, tmp_path / "lab", kernel_env(tmp_path)) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{url}/lab", timeout=60_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands"
+                                   " .hasCommand('nbcarbon:open-panel')", timeout=60_000)
+            page.evaluate("""async () => { window.nb = await window.jupyterapp.commands.execute(
+                'docmanager:open', {path: 'shared.ipynb', factory: 'Notebook',
+                                    kernelPreference: {shouldStart: false, shouldReuse: false}}); }""")
+            badge = page.locator("[data-nbcarbon=badge]")
+            badge.wait_for(timeout=30_000)
+            assert line in badge.get_attribute("title")
+            assert _close(float(badge.get_attribute("data-energy-j")), 16.0)
+            page.evaluate("window.jupyterapp.commands.execute('nbcarbon:open-panel')")
+            panel = page.locator("#nbcarbon-panel")
+            panel.wait_for(state="visible", timeout=15_000)
+            summary = panel.locator(".nbcarbon-Panel-summary")
+            assert _close(float(summary.get_attribute("data-energy-j")), 16.0)
+            assert panel.locator("[data-nbcarbon=share]").all_inner_texts() == [line]
+            notes = panel.locator("[data-nbcarbon=shares]")
+            assert notes.count() == 1 and "Figures are shares: cpu (by CPU time)" in notes.inner_text()
+        finally:
+            browser.close()
+
+
 def test_extension_is_installed_and_enabled() -> None:
     """`jupyter labextension list` shows it, enabled and OK, installed by the Python package."""
     done = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", "list"],
@@ -345,8 +399,9 @@ def test_bundled_intensity_table_matches_the_csv() -> None:
 
 
 def test_record_vocabulary_matches_the_python_package() -> None:
-    """The extension validates records with the schema, statuses, components and methods (and
-    says "measured"/"sampled"/"estimated" and names methods) exactly as nbcarbon does."""
+    """The extension validates records with the schema, statuses, components, methods and share
+    bases (and says "measured"/"sampled"/"estimated", names methods and says how a share was
+    split) exactly as nbcarbon does."""
     from nbcarbon import footprint, readout
     from nbcarbon.meters import base
 
@@ -356,6 +411,8 @@ def test_record_vocabulary_matches_the_python_package() -> None:
     assert tuple(schema["COMPONENTS"]) == base.COMPONENTS
     assert schema["METHOD_KIND"] == base.METHOD_KIND
     assert schema["METHOD_LABEL"] == readout.METHOD_LABEL
+    assert tuple(schema["SHARE_BASES"]) == footprint.SHARE_BASES
+    assert schema["SHARE_BASIS_LABEL"] == readout.SHARE_BASIS_LABEL
 
 
 def test_js_fixture_totals_match_nbcarbon_report() -> None:

@@ -8,26 +8,24 @@ where text starts. ``NBCARBON_SCREENSHOT_DIR=docs`` keeps the screenshots the RE
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.browser._lab import CHROMIUM, CHROMIUM_ARGS, jupyterlab
+from tests.browser._lab import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    jupyterlab,
+    needs_browser,
+    run_all_cells,
+    wait_cells_done,
+    write_notebook,
+)
 from tests.conftest import kernel_env
 
-_missing = [what for what, ok in (
-    (f"{CHROMIUM} (apt-get install chromium)", CHROMIUM.exists()),
-    ("playwright (pip install playwright)", importlib.util.find_spec("playwright") is not None),
-    ("jupyterlab (pip install jupyterlab)", importlib.util.find_spec("jupyterlab") is not None),
-) if not ok]
-pytestmark = pytest.mark.skipif(bool(_missing) and not os.environ.get("CI"),
-                                reason="browser test needs " + ", ".join(_missing))
+pytestmark = needs_browser()
 
 CELLS = [
     "%load_ext nbcarbon",
@@ -45,15 +43,6 @@ _COLUMNS_JS = """el => [...el.querySelectorAll('table')].map(t => [...t.querySel
     return {left: Math.round(r.getBoundingClientRect().left), text: td.innerText,
             bg: getComputedStyle(tr).backgroundColor};
 }))"""
-
-
-def _write(path: Path, cells: list[str]) -> None:
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
-                     "outputs": [], "source": src} for i, src in enumerate(cells)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                      "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb))
 
 
 def _assert_one_column(tables: list[list[dict]], what: str) -> None:
@@ -76,22 +65,15 @@ def test_readout_summary_and_dashboard_in_jupyterlab_light_and_dark(tmp_path: Pa
 
     root = tmp_path / "root"
     root.mkdir()
-    _write(root / "readout.ipynb", CELLS)
+    write_notebook(root / "readout.ipynb", CELLS)
     env = kernel_env(tmp_path, NBCARBON_INTERVAL="0.25")
     with jupyterlab(root, tmp_path, env) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.goto(f"{url}/lab/tree/readout.ipynb", timeout=60_000)
-            page.wait_for_function(
-                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                " && window.jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status"
-                " === 'idle'", timeout=60_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            run_all_cells(page, url, "readout.ipynb")
             page.locator("[data-nbcarbon=energy]").first.wait_for(timeout=60_000)
-            page.wait_for_function(
-                "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
-                ".some(p => p.textContent.includes('*'))", timeout=60_000)
+            wait_cells_done(page, 60_000)
             cells = page.locator(".jp-Cell")
             for theme in ("light", "dark"):
                 page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
@@ -126,7 +108,7 @@ def test_run_output_rendered_by_nbconvert(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     src = tmp_path / "analysis.ipynb"
-    _write(src, ["data = [i * i for i in range(200_000)]", "print(sum(data))",
+    write_notebook(src, ["data = [i * i for i in range(200_000)]", "print(sum(data))",
                  "%%carbon --label detail\nsorted(data, reverse=True)[:3]"])
     env = kernel_env(tmp_path)
     bin_dir = Path(sys.executable).parent

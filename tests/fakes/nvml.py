@@ -31,6 +31,22 @@ class NVMLError(Exception):
         self.value = value
 
 
+NVML_ERROR_NOT_FOUND = 6
+
+
+@dataclass
+class FakeGpuProcess:
+    """A process on a fake GPU: its pid, its SM utilisation (0-100, a number or a profile of the
+    fake's clock) and whether it holds a compute context (listed as a running process)."""
+
+    pid: int
+    sm_util: float | Callable[[float], float] = 0.0
+    compute: bool = True
+
+    def util_at(self, t_s: float) -> float:
+        return float(self.sm_util(t_s) if callable(self.sm_util) else self.sm_util)
+
+
 @dataclass
 class FakeGpu:
     """One GPU's behaviour: its name, power, whether it has an energy counter, when it is lost."""
@@ -45,6 +61,10 @@ class FakeGpu:
     uuid: str | None = field(default_factory=lambda: f"GPU-{uuid4()}")
     #: The PCI bus id ("" derives one from the GPU's index, as distinct boards on one machine have).
     pci_bus_id: str | None = ""
+    #: The processes using this GPU (none: an idle GPU nobody holds).
+    processes: list[FakeGpuProcess] = field(default_factory=list)
+    #: NVML code ``nvmlDeviceGetProcessUtilization`` fails with (e.g. 3: not supported).
+    utilization_error: int | None = None
 
     def profile(self) -> PowerProfile:
         return self.power if callable(self.power) else constant(float(self.power))
@@ -120,6 +140,40 @@ class FakeNvml:
     def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
         gpu = self._use(handle)
         return int(gpu.profile()(self.clock() - self.t0) * 1000)
+
+    def nvmlDeviceGetProcessUtilization(self, handle: int, timeStamp: int) -> list[object]:
+        """As nvidia-ml-py: ``c_nvmlProcessUtilizationSample_t`` structures, one per process busy
+        in the last period, newer than ``timeStamp`` (CPU microseconds); NOT_FOUND when none."""
+        from pynvml import c_nvmlProcessUtilizationSample_t
+
+        gpu = self._use(handle)
+        if gpu.utilization_error is not None:
+            raise NVMLError(gpu.utilization_error)
+        now_us = int(time.time() * 1e6)
+        t_s = self.clock() - self.t0
+        samples = []
+        for p in gpu.processes:
+            util = p.util_at(t_s)
+            if util > 0 and now_us > timeStamp:
+                samples.append(c_nvmlProcessUtilizationSample_t(
+                    pid=p.pid, timeStamp=now_us, smUtil=int(round(util)), memUtil=0, encUtil=0,
+                    decUtil=0))
+        if not samples:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return samples
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[object]:
+        """As nvidia-ml-py: friendly objects with ``pid`` and ``usedGpuMemory`` (bytes)."""
+        from pynvml import nvmlFriendlyObject
+
+        gpu = self._use(handle)
+        return [nvmlFriendlyObject({"pid": p.pid, "usedGpuMemory": 1 << 30, "gpuInstanceId": 0xFFFFFFFF,
+                                    "computeInstanceId": 0xFFFFFFFF})
+                for p in gpu.processes if p.compute]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: int) -> list[object]:
+        self._use(handle)
+        return []
 
     # ----- truth and helpers --------------------------------------------------------------
 

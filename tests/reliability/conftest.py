@@ -121,7 +121,10 @@ def run_notebook(cells: list[str], env: dict[str, str], **kwargs: Any) -> Any:
 def fake_session(root: Path, nvml: FakeNvml | None = None, interval_s: float = 0.05,
                  **kwargs: Any) -> Session:
     """A session on a fake powercap tree (empty: models) and a fake NVML (default: no GPU)."""
-    settings = Settings(interval_s=interval_s, powercap_root=root, ledger=None)
+    from tests.fakes.procstat import quiet_stat
+
+    settings = Settings(interval_s=interval_s, powercap_root=root, ledger=None,
+                        proc_stat=quiet_stat(root.parent))
     return Session(settings, {"NBCARBON_REGION": "SE"}, nvml=nvml or FakeNvml(gpus=[]), **kwargs)
 
 

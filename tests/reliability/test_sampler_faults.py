@@ -33,7 +33,11 @@ def session_with(tmp_path: Path, meter: FlakyCounter):
     def probe(root: Path, nvml: object = None) -> ProbeResult:
         return ProbeResult([meter], [])
 
-    return fake_session(tmp_path, probe_fn=probe)
+    session = fake_session(tmp_path, probe_fn=probe)
+    # A machine-wide counter with no share meter would be "charged whole" in every record:
+    # true, but these tests are about read failures, so they charge machine-wide as such.
+    session.set_attribution("machine")
+    return session
 
 
 def test_meter_raising_in_the_thread_only(tmp_path: Path, make_shell, capsys) -> None:
