@@ -25,6 +25,7 @@ from importlib import metadata
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_accuracy  # noqa: E402
+import bench_attribution  # noqa: E402
 import bench_background  # noqa: E402
 import bench_cluster  # noqa: E402
 import bench_import  # noqa: E402
@@ -37,7 +38,7 @@ import report_scale  # noqa: E402
 from common import HERE, TOOLS, FakeRaplServer, table  # noqa: E402
 
 MEASURES = ("import", "window", "kernel", "reprice", "background", "accuracy", "scale", "cluster",
-            "report", "predict")
+            "report", "predict", "attribution")
 
 
 def machine() -> list[str]:
@@ -201,8 +202,14 @@ def targets(results: dict) -> str:
                 "model reads (CPU time: two clock calls; resident memory: one `pread` of "
                 "`/proc/PID/statm`) in place of two counter files.")
         if rapl is not None:
+            share = results.get("attribution", {}).get("costs")
+            split = (f" With the default `attribution: share`, each boundary also reads `/proc/stat` "
+                     f"(one `pread`, but the kernel writes the whole file each time) and the tree's CPU "
+                     f"time: section 8 measures a window at {share['share']:.0f} µs in share mode "
+                     f"against {share['machine']:.0f} µs with `NBCARBON_ATTRIBUTION=machine`."
+                     if share else "")
             say("one window ≤ 20 µs on fake RAPL counters", f"{rapl:.0f} µs", rapl <= 20,
-                "The floor: four counter reads (`pread` of a kept file, about 1 µs, plus one "
+                split + " The floor: four counter reads (`pread` of a kept file, about 1 µs, plus one "
                 "`fstat` when the value has not moved, since the fake's files are replaced by "
                 "rename where sysfs changes them in place), then the record: its components and "
                 "`Footprint` are frozen dataclasses of `footprint.py` (built without their "
@@ -304,6 +311,8 @@ def main() -> None:
                 results[name] = report_scale.run(args.quick)
             elif name == "predict":
                 results[name] = bench_predict.run(args.quick)
+            elif name == "attribution":
+                results[name] = bench_attribution.run(args.quick)
             took[name] = time.perf_counter() - t0
             print(f"bench: {name} done in {took[name]:.0f} s", file=sys.stderr, flush=True)
     total = time.perf_counter() - started
@@ -322,6 +331,8 @@ def main() -> None:
         "report": ("6c. `nbcarbon report` of a large notebook", report_scale),
         "predict": ("7. Predicting a loop's total from its first epochs (`nbcarbon.epochs`)",
                     bench_predict),
+        "attribution": ("8. Shared machines: what the share costs and what it charges",
+                        bench_attribution),
     }
     page = [
         "# nbcarbon and its peers: cost and accuracy",

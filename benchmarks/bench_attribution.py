@@ -1,6 +1,7 @@
 """Shared machines: what the share costs at a window's boundaries, and what it charges for real.
 
-``python benchmarks/bench_attribution.py [--pairs N] [--out FILE]`` (run from the repo root).
+``python benchmarks/bench_attribution.py [--quick] [--out FILE]`` (run from the repo root), or
+section 8 of ``bash benchmarks/run.sh``.
 
 1. Cost: windows (begin + end, no work inside) on a fake RAPL tree, in ``share`` mode (one
    ``pread`` of ``/proc/stat`` and the tree's CPU clocks at each boundary) and in ``machine`` mode,
@@ -95,37 +96,49 @@ def charge(root: Path, fake: FakePowercap, outside: bool) -> tuple[float, float,
     return (c.share.fraction if c.share else 1.0), cpu, other_cores
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=2000)
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+def run(quick: bool) -> dict:
+    pairs = 1000 if quick else 4000
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "powercap"
         fake = FakePowercap(root)
         fake.add_package(0, 40.0, dram=5.0, range_uj=10**12)
-        costs = cost(root, args.pairs)
-        rows = [charge(root, fake, outside) for outside in (False, True, False, True)]
+        costs = cost(root, pairs)
+        cases = (False, True) * (1 if quick else 2)
+        rows = [(outside, *charge(root, fake, outside)) for outside in cases]
+    return {"pairs": pairs, "costs": costs, "rows": rows, "load": os.getloadavg()}
+
+
+def render(r: dict) -> str:
     lines = [
-        "## 8. Shared machines: the share's cost and what it charges",
+        f"Windows (begin + end, nothing inside) on a fake RAPL tree, {r['pairs']} per mode, "
+        "interleaved in blocks in one process (`benchmarks/bench_attribution.py`):",
         "",
-        f"`python benchmarks/bench_attribution.py --pairs {args.pairs}` on {time.ctime()}; load average "
-        f"at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
-        "",
-        "| window (begin + end) on a fake RAPL tree, median | µs |",
+        "| window, median | µs |",
         "|---|---|",
-        f"| `attribution: machine` | {costs['machine']:.1f} |",
-        f"| `attribution: share` (`/proc/stat` and the tree's CPU time at both ends) "
-        f"| {costs['share']:.1f} |",
+        f"| `attribution: machine` | {r['costs']['machine']:.1f} |",
+        f"| `attribution: share` (`/proc/stat` and the tree's CPU time at both ends, the split) "
+        f"| {r['costs']['share']:.1f} |",
         "",
-        "A cell busy on one core for 2 s, real `/proc/stat`, a fake 40 W package:",
+        "A cell busy on one core for 2 s, real `/proc/stat`, a fake 40 W package, with and without "
+        "an outside process (not in the kernel's tree) busy on another core. \"Other load\" is what "
+        "the machine was busy with in the second before, in cores: it is part of the machine's busy "
+        "time too, so it lowers the share.",
         "",
-        "| outside process busy on another core | other load before (cores) | cell's CPU s | share charged |",
+        "| outside process | other load before (cores) | cell's CPU s | share charged |",
         "|---|---|---|---|",
     ]
-    for (share, cpu, other), outside in zip(rows, (False, True, False, True), strict=True):
-        lines.append(f"| {'yes' if outside else 'no'} | {other:.2f} | {cpu:.2f} | {share * 100:.0f} % |")
-    text = "\n".join(lines) + "\n"
+    for outside, share, cpu, other in r["rows"]:
+        lines.append(f"| {'busy' if outside else 'none'} | {other:.2f} | {cpu:.2f} | {share * 100:.0f} % |")
+    lines += ["", "Load average at the end: " + " ".join(f"{x:.2f}" for x in r["load"]) + "."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    text = render(run(args.quick)) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -36,46 +36,68 @@ def splits(shares: Sequence[ShareMeter], begin: Sequence[object], end: Sequence[
     return out
 
 
-def charge(measured: Measured, channels: Sequence[Channel], shares: Sequence[ShareMeter],
+def plan(channels: Sequence[Channel], shares: Sequence[ShareMeter]) -> tuple[int | None, ...]:
+    """For each channel, the index of the share meter that splits it; ``-1`` for a machine-wide
+    channel that none covers; ``None`` for a channel of the kernel's own (a model).
+
+    Worked out once per set of meters (the session keeps it), not at every window.
+    """
+    out: list[int | None] = []
+    for ch in channels:
+        if ch.attribution != "machine":
+            out.append(None)
+            continue
+        out.append(next((i for i, s in enumerate(shares) if s.covers(ch)), -1))
+    return tuple(out)
+
+
+def charge(measured: Measured, channels: Sequence[Channel], channel_plan: Sequence[int | None],
            window_splits: Sequence[Split], duration_s: float) -> None:
     """Replace each machine-wide component of ``measured`` by the window's share of it.
 
-    A component whose device has no share meter, or whose share could not be worked out, is
-    charged whole and a warning says so: a number never looks more personal than it is.
+    ``channel_plan`` is :func:`plan` of ``channels``. A component whose device has no share
+    meter, or whose share could not be worked out, is charged whole and a warning says so: a
+    number never looks more personal than it is.
     """
-    by_key = {(ch.component, ch.device, ch.method): ch for ch in channels}
-    split_any = False
-    machine_whole = False
-    components = []
-    for c in measured.components:
-        ch = by_key.get((c.component, c.device, c.method))
-        if ch is None or ch.attribution != "machine" or c.share is not None:
-            components.append(c)  # a model's own tree, or a collector's (Dask) component
+    components = measured.components
+    if len(components) == len(channels):  # every channel measured (the usual case): by position
+        where: Sequence[int | None] = [
+            channel_plan[i] if (c.device == channels[i].device and c.method == channels[i].method)
+            else _find(c, channels, channel_plan) for i, c in enumerate(components)]
+    else:
+        where = [_find(c, channels, channel_plan) for c in components]
+    split_any = machine_whole = False
+    out = []
+    for c, k in zip(components, where, strict=True):
+        if k is None or c.share is not None:
+            out.append(c)  # the kernel's own (a model), or a collector's (Dask) component
             continue
-        name = f"{c.component} {c.device} ({c.method})"
-        found = next((i for i, s in enumerate(shares) if s.covers(ch)), None)
-        if found is None:
-            measured.warnings.append(f"{name}: charged whole, no per-process use is read for this "
-                                     "device (attribution: machine for it)")
-            components.append(c)
-            machine_whole = True
-            continue
-        split = window_splits[found]
-        if split.fraction is None:
-            measured.warnings.append(f"{name}: charged whole, its share could not be worked out "
-                                     f"({split.why or 'no reading'})")
-            components.append(c)
+        split = window_splits[k] if k >= 0 else None
+        if split is None or split.fraction is None:
+            name = f"{c.component} {c.device} ({c.method})"
+            measured.warnings.append(
+                f"{name}: charged whole, no per-process use is read for this device (attribution: "
+                "machine for it)" if split is None else
+                f"{name}: charged whole, its share could not be worked out ({split.why or 'no reading'})")
+            out.append(c)
             machine_whole = True
             continue
         fraction = round(min(1.0, max(0.0, split.fraction)), FRACTION_DIGITS)
         energy_j = c.energy_j * fraction
-        components.append(Component(
-            c.component, c.device, c.method, energy_j,
-            energy_j / duration_s if duration_s > 0 else 0.0,
-            Share(split.basis, fraction, c.energy_j)))
+        out.append(Component(c.component, c.device, c.method, energy_j,
+                             energy_j / duration_s if duration_s > 0 else 0.0,
+                             Share(split.basis, fraction, c.energy_j)))
         split_any = True
-    measured.components = components
+    measured.components = out
     if split_any:
         measured.attribution = "share"
     elif machine_whole:
         measured.attribution = "machine"
+
+
+def _find(c: Component, channels: Sequence[Channel], channel_plan: Sequence[int | None]) -> int | None:
+    """The plan entry of the channel ``c`` was measured by (``None``: not one of the meters')."""
+    for i, ch in enumerate(channels):
+        if ch.component == c.component and ch.device == c.device and ch.method == c.method:
+            return channel_plan[i]
+    return None

@@ -456,6 +456,8 @@ def combine(
 
     components: list[Component] = []
     taken: set[tuple[str | None, str, str, str]] = set()
+    # Workers' shares of one host channel or board, added up once all are seen (_pooled_shares).
+    pooled: dict[tuple[Any, ...], list[tuple[str, str, str, float, Split]]] = {}
     # Full-window workers first, so a host's counters come from one read at both ends.
     for e, b_totals in sorted(usable, key=lambda u: (u[1] is None, u[0].name)):
         for i, channel in enumerate(e.channels):
@@ -470,13 +472,7 @@ def combine(
                     warnings.append(f"{component} dask:{e.name}/{device} ({method}): its share could "
                                     f"not be worked out ({why}); its host's energy is charged whole")
                     split = None
-            if split is not None:
-                # Each worker's own share of its host, added per worker (shares of one machine
-                # are disjoint); a worker inside the notebook's process tree is already in the
-                # notebook's own share of that machine.
-                if e.kernel == local.kernel and e.pid in local.pids:
-                    continue
-            elif attribution == "machine":
+            if attribution == "machine":
                 same_host = e.host is not None and e.host == local.host
                 if identity is not None:
                     # A board by its identity: two pods' "gpu0" on one node are two GPUs.
@@ -486,11 +482,19 @@ def combine(
                 else:
                     key = (e.host, component, device, method)
                     notebook_has = same_host and (component, device, method) in local.machine_channels
-                if key in taken:
-                    continue
-                taken.add(key)
-                if notebook_has:
-                    continue
+                if split is not None:
+                    # Each worker's own share of its host, added per worker (shares of one
+                    # machine are disjoint); a worker inside the notebook's process tree is
+                    # already in the notebook's own share, where the notebook measures it too.
+                    if notebook_has and ((e.kernel == local.kernel and e.pid in local.pids)
+                                         or split.idle):
+                        continue  # in the notebook's share, or idle power the notebook charges
+                else:
+                    if key in taken:
+                        continue
+                    taken.add(key)
+                    if notebook_has:
+                        continue
             elif e.kernel == local.kernel and e.pid in local.pids and \
                     (component, method) in local.process_channels:
                 continue
@@ -503,14 +507,32 @@ def combine(
             if end_err is not None:
                 warnings.append(f"{component} {label} ({method}) partly measured: {end_err}")
             energy_j = max(0.0, end_j - begin_j)
-            share = None
             if split is not None and split.fraction is not None:
-                fraction = round(min(1.0, max(0.0, split.fraction)), 4)
-                share = Share(split.basis, fraction, energy_j)
-                energy_j *= fraction
+                pooled.setdefault(key, []).append((component, label, method, energy_j, split))
+                continue
             power_w = energy_j / duration_s if duration_s > 0 else 0.0
-            components.append(Component(component, label, method, energy_j, power_w, share))
+            components.append(Component(component, label, method, energy_j, power_w))
+    components.extend(_pooled_shares(pooled, duration_s))
     return components, warnings
+
+
+def _pooled_shares(pooled: dict[tuple[Any, ...], list[tuple[str, str, str, float, Split]]],
+                   duration_s: float) -> list[Component]:
+    """One component per host channel (or GPU board): its energy, read by the first worker, times
+    the workers' shares added up, at most the whole.
+
+    Why pooled: shares of one machine are disjoint only when each sees the others; two workers on
+    an idle machine, or on a GPU nobody holds, are each "alone" and would each be charged it all.
+    """
+    out = []
+    for entries in pooled.values():
+        component, label, method, energy_j, first = entries[0]
+        fraction = round(min(1.0, sum(max(0.0, split.fraction or 0.0) for *_, split in entries)), 4)
+        charged_j = energy_j * fraction
+        out.append(Component(component, label, method, charged_j,
+                             charged_j / duration_s if duration_s > 0 else 0.0,
+                             Share(first.basis, fraction, energy_j)))
+    return out
 
 
 def _without_own_process(snap: Snapshot, local: Local) -> Snapshot:

@@ -263,7 +263,9 @@ class Iterations:
             raise RecordError("record iterations: 'duration_s' and 'energy_j' differ in length")
         statuses = d.get("statuses") or {}
         if not isinstance(statuses, Mapping) or not all(
-                isinstance(k, str) and k.isdigit() and v in STATUSES for k, v in statuses.items()):
+                # isascii: "²".isdigit() is true, and int("²") raises ValueError, not RecordError
+                isinstance(k, str) and k.isascii() and k.isdigit() and v in STATUSES
+                for k, v in statuses.items()):
             raise RecordError("record iterations 'statuses' must map indexes to statuses")
         return cls(str(d.get("label", "iteration")), series[0], series[1],
                    tuple(sorted((int(k), v) for k, v in statuses.items())))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import intensity
-from .attribution import charge, splits
+from .attribution import charge, plan, splits
 from .errors import NbcarbonError
 from .footprint import (
     J_PER_KWH,
@@ -192,6 +192,8 @@ class Session:
         #: Open windows in the order they were opened: the innermost is the last one.
         self._open: dict[str, Window] = {}
         self._closed_at: dict[str, float] = {}  # recent window id -> monotonic end time
+        #: (sampler, which share meter splits each of its channels): see attribution.plan
+        self._plan: tuple[object, tuple[int | None, ...]] = (None, ())
         self._next_reprobe = 0.0
         self.reprobe_every_s = REPROBE_EVERY_S
         self._reprobe_wanted = False  # RAPL counters were found unreadable: look again later
@@ -456,7 +458,9 @@ class Session:
         elif self._announced:  # a meter that failed before reads again: it may be announced again
             self._note_failures(during, readings)
         if shares1 is not None and window.shares is not None:
-            charge(measured, channels, sampler.shares,
+            if self._plan[0] is not sampler:
+                self._plan = (sampler, plan(channels, sampler.shares))
+            charge(measured, channels, self._plan[1],
                    splits(sampler.shares, window.shares, shares1, duration_s), duration_s)
             energy_j = -1.0
         if window.collected:

@@ -103,7 +103,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory):
     root.mkdir()
     fake = FakePowercap(root)
     fake.add_package(0, power=20.0)
-    env = {"NBCARBON_POWERCAP_ROOT": str(root), "NBCARBON_INTERVAL": "0.2"}
+    env = {"NBCARBON_POWERCAP_ROOT": str(root), "NBCARBON_INTERVAL": "0.2",
+           "NBCARBON_PROC_STAT": str(quiet_stat(tmp_path_factory.getbasetemp()))}
     cluster, client = cluster_with({"a": env, "b": env})
     yield fake, client
     client.close()
@@ -120,7 +121,9 @@ def separate(tmp_path_factory: pytest.TempPathFactory):
         fake = FakePowercap(root)
         fake.add_package(0, power=power_w)
         fakes[name] = fake
-        envs[name] = {"NBCARBON_POWERCAP_ROOT": str(root), "NBCARBON_INTERVAL": "0.2"}
+        # A machine nobody else uses: each worker's share of its host is the whole.
+        envs[name] = {"NBCARBON_POWERCAP_ROOT": str(root), "NBCARBON_INTERVAL": "0.2",
+                      "NBCARBON_PROC_STAT": str(quiet_stat(tmp_path_factory.getbasetemp()))}
     cluster, client = cluster_with(envs)
     yield fakes, client
     client.close()
@@ -591,11 +594,11 @@ def test_in_share_mode_each_worker_is_charged_its_own_share_of_its_host() -> Non
              shared_reading("w2", "h2", 10, [2.0, 2.0]))
     comps, warnings = combine(b, e, 2.0, share)
     by = {c.device: c for c in comps}
-    assert warnings == []
-    # Shares of one host are disjoint: each worker adds its own (1 and 2 of the host's 4 busy s).
-    assert by["dask:w0/package-0"].energy_j == pytest.approx(30 * 0.25)
-    assert by["dask:w1/package-0"].energy_j == pytest.approx(30 * 0.5)
-    assert by["dask:w1/package-0"].share == Share("cpu-time", 0.5, pytest.approx(30.0))
+    assert warnings == [] and len(comps) == 2
+    # Shares of one host are disjoint: the workers' shares add up (1 and 2 of the host's 4 busy
+    # CPU seconds), on the host's energy taken once.
+    assert by["dask:w0/package-0"].energy_j == pytest.approx(30 * 0.75)
+    assert by["dask:w0/package-0"].share == Share("cpu-time", 0.75, pytest.approx(30.0))
     assert by["dask:w2/package-0"].energy_j == pytest.approx(10.0)  # alone on its host
     # The same answers in machine mode: the host's counter once, whole.
     comps, _ = combine(b, e, 2.0)
@@ -613,6 +616,14 @@ def test_in_share_mode_a_worker_in_the_notebooks_tree_is_in_the_notebooks_share(
     # w0 is the notebook's child: its CPU time is in the notebook's own share. w1 (started apart,
     # on the same machine) is charged its own share on top.
     assert energies(comps) == {"cpu:dask:w1/package-0": 7.5}
+
+
+def test_workers_each_alone_on_an_idle_host_are_not_charged_it_twice() -> None:
+    # Each sees an idle machine and so "all of it is mine": added up, at most the whole.
+    b = snap(shared_reading("w0", "h1", 100, [0.0, 10.0]), shared_reading("w1", "h1", 100, [0.0, 10.0]))
+    e = snap(shared_reading("w0", "h1", 130, [0.0, 10.0]), shared_reading("w1", "h1", 130, [0.0, 10.0]))
+    comps, _ = combine(b, e, 2.0, Local(attribution="share"))
+    assert energies(comps) == {"cpu:dask:w0/package-0": 30}
 
 
 def test_a_worker_share_that_fails_charges_its_host_once_and_says_why() -> None:

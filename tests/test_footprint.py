@@ -108,3 +108,12 @@ def test_attribution_is_machine_when_a_counter_is_machine_wide() -> None:
     r = [Reading(0.0, 0.0), Reading(0.0, 0.0)]
     assert measure([CPU, MEM], r, r, 1.0).attribution == "machine"
     assert measure([MEM], r[:1], r[:1], 1.0).attribution == "process"
+
+
+def test_iteration_statuses_with_unicode_digits_are_a_record_error() -> None:
+    """"²".isdigit() is true but int("²") fails: a hand-edited file must get the one-line error."""
+    from nbcarbon.errors import RecordError
+    from nbcarbon.footprint import Iterations
+
+    with pytest.raises(RecordError, match="statuses"):
+        Iterations.from_dict({"duration_s": [1.0], "energy_j": [2.0], "statuses": {"²": "error"}})

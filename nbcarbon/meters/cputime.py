@@ -29,10 +29,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import psutil
-
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Channel, LockedMeter
+from nbcarbon.meters.lazy import psutil
 
 DEFAULT_WATTS_PER_CORE = 12.0
 DEFAULT_SOURCE = "Green Algorithms default for an unknown CPU, Lannelongue et al. 2021"
@@ -156,13 +155,22 @@ class ChildProcesses:
 
     def __init__(self, pid: int, follow_detached: bool = True, proc: Path = Path("/proc")) -> None:
         self.pid = pid
-        self.process = psutil.Process(pid)
+        self._process: psutil.Process | None = None
+        if not os.path.isdir(f"{proc}/{pid}"):  # no /proc to tell: psutil says whether it runs
+            self._process = psutil.Process(pid)
         self._proc = proc
         # (every followed process, the detached roots among them): one tuple, swapped whole
         self._followed: tuple[tuple[psutil.Process, ...], frozenset[psutil.Process]] = ((), frozenset())
         self._refreshed_s = -float("inf")
         self.follow_detached = follow_detached
         self._scan = DetachedScan.open(pid, proc) if follow_detached else None
+
+    @property
+    def process(self) -> psutil.Process:
+        """The process itself, as psutil sees it (made on first use: see :mod:`.lazy`)."""
+        if self._process is None:
+            self._process = psutil.Process(self.pid)
+        return self._process
 
     @property
     def children(self) -> tuple[psutil.Process, ...]:

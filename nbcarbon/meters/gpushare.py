@@ -56,7 +56,7 @@ def gpu_split(begin: GpuUse, end: GpuUse, duration_s: float) -> Split:
         return Split(min(1.0, max(0.0, d.ours_util / d.all_util)), "gpu-utilization")
     if d.all_held > 1e-9:
         return Split(min(1.0, max(0.0, d.ours_held / d.all_held)), "gpu-processes")
-    return Split(1.0, "gpu-processes")  # nobody held the GPU: its idle power is the window's
+    return Split(1.0, "gpu-processes", idle=True)  # nobody held the GPU: its idle power is the window's
 
 
 class NvmlShare(ShareMeter):

@@ -15,11 +15,10 @@ import os
 import time
 from dataclasses import replace
 
-import psutil
-
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Channel, LockedMeter, PowerIntegrator
 from nbcarbon.meters.cputime import ChildProcesses
+from nbcarbon.meters.lazy import psutil
 
 DEFAULT_WATTS_PER_GB = 0.375
 _BYTES_PER_GB = 1e9

@@ -133,9 +133,8 @@ def probe(
     tree = None  # one list of child processes, shared by the two models and the shares
     machine_wide = any(m.channel.attribution == "machine" for m in cpu + dram)
     if not cpu or not dram or (shares and machine_wide):
-        import psutil
-
         from nbcarbon.meters.cputime import ChildProcesses
+        from nbcarbon.meters.lazy import psutil
 
         try:
             tree = ChildProcesses(pid, proc=proc)

@@ -52,6 +52,9 @@ class Split(NamedTuple):
     fraction: float | None
     basis: str
     why: str | None = None
+    #: Nobody used the device in the window (the kernel's tree included): its idle power is the
+    #: window's whole, once, whoever measures it (a Dask worker beside a notebook adds none).
+    idle: bool = False
 
 
 class ShareMeter(ABC):
@@ -94,11 +97,12 @@ class CpuUse(NamedTuple):
 def cpu_split(begin: CpuUse, end: CpuUse, duration_s: float) -> Split:
     """The window's CPU share (the module's policy); a function of the two snapshots only, so a
     Dask worker's snapshots are split the same way in the notebook."""
-    ours = max(end.ours_s - begin.ours_s, FLOOR_CORES * max(0.0, duration_s))
+    floor = FLOOR_CORES * max(0.0, duration_s)
+    ours = max(end.ours_s - begin.ours_s, floor)
     machine = end.machine_s - begin.machine_s
     if ours <= 0.0:  # a window of no time: nothing to split, nothing to charge either way
-        return Split(1.0, "cpu-time")
-    return Split(min(1.0, ours / max(machine, ours)), "cpu-time")
+        return Split(1.0, "cpu-time", idle=True)
+    return Split(min(1.0, ours / max(machine, ours)), "cpu-time", idle=machine <= floor)
 
 
 class ProcStat:
