@@ -36,6 +36,8 @@ from .meters.share import ShareMeter
 
 #: How many timeline points are kept: 2 h at the default 1 s period, a few MB at most.
 TIMELINE_POINTS = 7200
+#: Boundary readings queued before they are folded into the timeline on the cell's path anyway.
+PENDING_NOTES = 256
 #: The shortest period the thread will poll at, whatever a meter asks for.
 MIN_PERIOD_S = 0.005
 #: Slow upkeep (``Meter.background``) runs at most this often.
@@ -110,8 +112,11 @@ class Sampler:
         self._last_errors: list[str | None] = [None] * n
         self._anomalies: list[Anomalies] = [NO_ANOMALIES] * n  # as of the last successful read
         self._prev_sample: list[tuple[float, float] | None] = [None] * n
-        self.timeline: deque[TimelinePoint] = deque(maxlen=timeline_points)
+        self._timeline: deque[TimelinePoint] = deque(maxlen=timeline_points)
         self._timeline_lock = threading.Lock()  # the thread and the boundaries both append
+        #: Boundary readings noted on the cell's path, folded into the timeline when it is next
+        #: read or sampled (list.append is atomic: the cell's path takes no lock for it).
+        self._pending: deque[tuple[Reading, ...]] = deque()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set to make the thread plan again (a hold, a stop)
         self._thread: threading.Thread | None = None
@@ -320,37 +325,61 @@ class Sampler:
             self.samples["full" if full else "idle"] += 1
             last_s = now
 
+    @property
+    def timeline(self) -> deque[TimelinePoint]:
+        """Mean power per meter over time, boundaries noted by windows included (bounded)."""
+        if self._pending:
+            with self._timeline_lock:
+                self._fold()
+        return self._timeline
+
     def sample(self) -> TimelinePoint:
         """Read every meter and append the mean power since the previous sample to the timeline."""
-        return self.note(self.read_all())
+        readings = self.read_all()
+        with self._timeline_lock:
+            self._fold()
+            return self._point(readings)
 
-    def note(self, readings: tuple[Reading, ...]) -> TimelinePoint:
-        """Append readings taken elsewhere (a window's boundary) to the timeline.
+    def note(self, readings: tuple[Reading, ...]) -> None:
+        """Put readings taken elsewhere (a window's boundary) on the timeline.
 
         Why: between cells the thread samples rarely, so without the boundaries' own reads a
         short cell would leave no trace on the timeline; with them every window starts and ends
-        a timeline interval, at no extra read. A reading older than the last one kept (the
-        thread and a boundary racing) starts nothing and is not drawn.
+        a timeline interval, at no extra read. Only queued here (the cell's path); the points
+        are made when the timeline is next read or sampled. A reading older than the last one
+        kept (the thread and a boundary racing) starts nothing and is not drawn.
         """
+        pending = self._pending
+        pending.append(readings)  # deque.append: atomic, no lock on the cell's path
+        if len(pending) > PENDING_NOTES:  # nobody read the timeline lately: fold, stay bounded
+            with self._timeline_lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Make the timeline points of the queued boundary readings (lock held)."""
+        pending = self._pending
+        while pending:
+            self._point(pending.popleft())
+
+    def _point(self, readings: tuple[Reading, ...]) -> TimelinePoint:
+        """Append the mean power since each meter's previous reading (lock held)."""
         powers: list[float | None] = []
-        with self._timeline_lock:
-            for i, r in enumerate(readings):
-                prev = self._prev_sample[i]
-                if r.error is not None or r.total_j is None:
-                    powers.append(None)
-                    continue
-                if prev is not None and r.t_s <= prev[0]:
-                    powers.append(None)  # not newer than what the timeline already has
-                    continue
-                if prev is not None:
-                    powers.append(max(0.0, (r.total_j - prev[1]) / (r.t_s - prev[0])))
-                else:
-                    powers.append(None)
-                self._prev_sample[i] = (r.t_s, r.total_j)
-            point = TimelinePoint(max((r.t_s for r in readings), default=self._clock()),
-                                  tuple(powers))
-            if any(p is not None for p in powers):
-                self.timeline.append(point)
+        for i, r in enumerate(readings):
+            prev = self._prev_sample[i]
+            if r.error is not None or r.total_j is None:
+                powers.append(None)
+                continue
+            if prev is not None and r.t_s <= prev[0]:
+                powers.append(None)  # not newer than what the timeline already has
+                continue
+            if prev is not None:
+                powers.append(max(0.0, (r.total_j - prev[1]) / (r.t_s - prev[0])))
+            else:
+                powers.append(None)
+            self._prev_sample[i] = (r.t_s, r.total_j)
+        point = TimelinePoint(max((r.t_s for r in readings), default=self._clock()), tuple(powers))
+        if any(p is not None for p in powers):
+            self._timeline.append(point)
         return point
 
     def close(self) -> None:

@@ -152,3 +152,25 @@ def test_cpu_model_name_reads_cpuinfo(tmp_path: Path) -> None:
 def test_negative_power_is_refused() -> None:
     with pytest.raises(ValueError):
         CpuTimeMeter(os.getpid(), -1.0)
+
+
+def test_kept_stat_files_read_what_psutil_reads_and_let_go_of_ended_processes() -> None:
+    """The boundary's fast path (one pread of a kept /proc/PID/stat) agrees with psutil."""
+    from nbcarbon.meters.cputime import StatFiles, _process_cpu_s
+
+    child = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
+    try:
+        process = psutil.Process(child.pid)
+        stats = StatFiles(Path("/proc"))
+        time.sleep(0.5)
+        ours, theirs = stats.cpu_s(process), _process_cpu_s(process)
+        assert ours > 0.0 and abs(ours - theirs) <= 0.05  # read an instant apart, 10 ms ticks
+        assert stats.cpu_s(process) >= ours  # the same kept file, read again
+    finally:
+        child.kill()
+        child.wait()
+    # Ended and reaped: the kept file now fails, and the process counts as ended.
+    with pytest.raises(psutil.NoSuchProcess):
+        stats.cpu_s(process)
+    assert stats._fds == {}
+    stats.keep_only(frozenset())
