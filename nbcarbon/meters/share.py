@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,8 @@ from nbcarbon.meters.base import Channel
 
 #: Every window counts as at least this much of one core busy (see the module's policy).
 FLOOR_CORES = 0.01
-#: Fields of the ``cpu`` line of ``/proc/stat`` counted as busy: user, nice, system, irq, softirq.
-_BUSY_FIELDS = (0, 1, 2, 5, 6)
+#: A kept ``/proc/stat`` unmoved this long is checked for having been replaced by another file.
+REPLACED_AFTER_S = 0.5
 
 
 class Split(NamedTuple):
@@ -120,17 +121,23 @@ class ProcStat:
             raise MeterError(f"machine CPU time not readable ({err.strerror or 'error'})") from err
         self._tick_s = 1.0 / _clock_ticks()
         self._last_ticks = -1
+        self._moved_s = time.monotonic()
         self._lock = threading.Lock()
         self.busy_s()  # a file that is not a stat file fails here, not in the first cell
 
     def busy_s(self) -> float:
         with self._lock:
             ticks = self._ticks()
-            if ticks == self._last_ticks and self._replaced():
-                # Unmoved: the file may have been replaced under the kept descriptor (a file
-                # swapped in by rename, as a test's fake machine or a container tool does).
-                ticks = self._ticks()
-            self._last_ticks = ticks
+            if ticks != self._last_ticks:
+                self._last_ticks = ticks
+                self._moved_s = time.monotonic()
+            elif time.monotonic() - self._moved_s >= REPLACED_AFTER_S:
+                # Unmoved for a while: the file may have been replaced under the kept descriptor
+                # (swapped in by rename, as a test's fake machine or a container tool does).
+                # Not at every read: back-to-back windows often fall within one 10 ms tick.
+                self._moved_s = time.monotonic()
+                if self._replaced():
+                    ticks = self._last_ticks = self._ticks()
         return ticks * self._tick_s
 
     def _ticks(self) -> int:
@@ -144,8 +151,8 @@ class ProcStat:
         line = data.split(b"\n", 1)[0].split()
         if len(line) < 8 or line[0] != b"cpu":
             raise MeterError("machine CPU time: the stat file has no 'cpu' line")
-        try:
-            return sum(int(line[1 + i]) for i in _BUSY_FIELDS)
+        try:  # user, nice, system, irq, softirq
+            return int(line[1]) + int(line[2]) + int(line[3]) + int(line[6]) + int(line[7])
         except ValueError:
             raise MeterError("machine CPU time: the stat file's 'cpu' line is not numbers") from None
 
