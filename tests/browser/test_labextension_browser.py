@@ -355,6 +355,9 @@ def test_shares_of_machine_wide_counters_are_said(tmp_path: Path) -> None:
             assert panel.locator("[data-nbcarbon=share]").all_inner_texts() == [line]
             notes = panel.locator("[data-nbcarbon=shares]")
             assert notes.count() == 1 and "Figures are shares: cpu (by CPU time)" in notes.inner_text()
+            keep = os.environ.get("NBCARBON_SCREENSHOT_DIR")
+            if keep:  # to look at: the panel with a share, in the default (light) theme
+                panel.screenshot(path=str(Path(keep) / "labextension-panel-share-light.png"))
         finally:
             browser.close()
 
