@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import WorkerPlugin
 
+from .attribution import FRACTION_DIGITS
 from .footprint import Component, Share
 from .meters.share import Split, split_snapshots
 
@@ -527,7 +528,8 @@ def _pooled_shares(pooled: dict[tuple[Any, ...], list[tuple[str, str, str, float
     out = []
     for entries in pooled.values():
         component, label, method, energy_j, first = entries[0]
-        fraction = round(min(1.0, sum(max(0.0, split.fraction or 0.0) for *_, split in entries)), 4)
+        fraction = round(min(1.0, sum(max(0.0, split.fraction or 0.0) for *_, split in entries)),
+                         FRACTION_DIGITS)
         charged_j = energy_j * fraction
         out.append(Component(component, label, method, charged_j,
                              charged_j / duration_s if duration_s > 0 else 0.0,

@@ -9,6 +9,7 @@ reads and a subtraction, whatever the hardware.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
@@ -162,6 +163,16 @@ class Anomalies:
 
 
 NO_ANOMALIES = Anomalies()
+
+def _clock_tick_s() -> float:
+    try:
+        return 1.0 / (int(os.sysconf("SC_CLK_TCK")) or 100)
+    except (AttributeError, ValueError, OSError):
+        return 0.01  # USER_HZ is 100 on every Linux architecture
+
+
+#: Seconds per clock tick, the unit of CPU times in ``/proc/stat`` and ``/proc/PID/stat``.
+CLOCK_TICK_S = _clock_tick_s()
 
 #: Seconds of the power cap a step may exceed its elapsed time by: the hardware updates its
 #: counter every ~1 ms (not at the instant of the read), and a read's timestamp is taken around

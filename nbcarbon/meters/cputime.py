@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nbcarbon.errors import MeterError
-from nbcarbon.meters.base import Channel, LockedMeter
+from nbcarbon.meters.base import CLOCK_TICK_S, Channel, LockedMeter
 from nbcarbon.meters.lazy import psutil
 
 DEFAULT_WATTS_PER_CORE = 12.0
@@ -496,9 +496,6 @@ def _process_cpu_s(process: psutil.Process) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-_TICK_S = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
-
-
 class StatFiles:
     """The CPU seconds of followed processes from their ``/proc/PID/stat``, files kept open.
 
@@ -529,7 +526,7 @@ class StatFiles:
             data = os.pread(fd, 2048, 0)
             fields = data[data.rfind(b")") + 2:].split()
             # utime, stime, cutime, cstime: fields 14-17 of proc(5), after the command name
-            return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) * _TICK_S
+            return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) * CLOCK_TICK_S
         except (OSError, IndexError, ValueError):
             self.forget(process)
             raise psutil.NoSuchProcess(process.pid) from None

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nbcarbon.errors import MeterError
-from nbcarbon.meters.base import Channel
+from nbcarbon.meters.base import CLOCK_TICK_S, Channel
 
 #: Every window counts as at least this much of one core busy (see the module's policy).
 FLOOR_CORES = 0.01
@@ -119,7 +119,6 @@ class ProcStat:
             self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as err:
             raise MeterError(f"machine CPU time not readable ({err.strerror or 'error'})") from err
-        self._tick_s = 1.0 / _clock_ticks()
         self._last_ticks = -1
         self._moved_s = time.monotonic()
         self._lock = threading.Lock()
@@ -138,7 +137,7 @@ class ProcStat:
                 self._moved_s = time.monotonic()
                 if self._replaced():
                     ticks = self._last_ticks = self._ticks()
-        return ticks * self._tick_s
+        return ticks * CLOCK_TICK_S
 
     def _ticks(self) -> int:
         fd = self._fd
@@ -179,13 +178,6 @@ class ProcStat:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-
-
-def _clock_ticks() -> int:
-    try:
-        return int(os.sysconf("SC_CLK_TCK")) or 100
-    except (AttributeError, ValueError, OSError):
-        return 100  # USER_HZ on every Linux architecture
 
 
 def psutil_busy_s() -> float:
