@@ -87,8 +87,12 @@ def main() -> None:
                 t2 = time.perf_counter()
                 begins.append((t1 - t0) * 1e6)
                 ends.append((t2 - t1) * 1e6)
+        from peers import boundary_reads_us
+
+        reads, reads_what = boundary_reads_us(a, n)
         a.close()
-        result.update(begin_us=begins, end_us=ends, lines=captured.lines)
+        result.update(begin_us=begins, end_us=ends, lines=captured.lines, reads_us=reads,
+                      reads_what=reads_what)
     elif mode == "idle":
         a.start_idle()
         # Let start-up threads settle (and nbcarbon's sampler finish the 5 s of full rate that

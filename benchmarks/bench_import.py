@@ -55,7 +55,23 @@ lap("the rest: session, probe again (warm), sampler, one window, stop", rest)
 print(json.dumps(out))
 """
 
-IMPORT_TOOLS = ("nbcarbon", "nbcarbon-pkg", "codecarbon", "carbontracker", "zeus")
+IMPORT_TOOLS = ("nbcarbon", "nbcarbon-pkg", "nbcarbon-stdlib", "codecarbon", "carbontracker", "zeus")
+
+#: The modules ``import nbcarbon.api`` adds to a bare interpreter's, in import order, other than
+#: nbcarbon's own: what its import costs at the least, whatever nbcarbon's modules do.
+_STDLIB_MODULES = r"""
+import sys
+before = set(sys.modules)
+import nbcarbon.api
+print(",".join(m for m in sys.modules if m not in before and m.split(".")[0] != "nbcarbon"))
+"""
+
+
+def stdlib_modules() -> list[str]:
+    env = dict(os.environ, NBCARBON_LEDGER="off")
+    proc = subprocess.run([sys.executable, "-c", _STDLIB_MODULES], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=120, check=True)
+    return [m for m in proc.stdout.strip().splitlines()[-1].split(",") if m]
 
 
 def run(quick: bool) -> dict:
@@ -65,6 +81,8 @@ def run(quick: bool) -> dict:
     # would otherwise compile the changed modules from source and time that too.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "nbcarbon")],
                    capture_output=True, check=False)
+    modules = stdlib_modules()
+    os.environ["BENCH_STDLIB_MODULES"] = ",".join(modules)  # for the nbcarbon-stdlib children
     imports: dict[str, list[float]] = {t: [] for t in IMPORT_TOOLS}
     cold: dict[str, list[float]] = {t: [] for t in TOOLS}
     lines: dict[str, list[int]] = {t: [] for t in TOOLS}
@@ -88,7 +106,8 @@ def run(quick: bool) -> dict:
             if rep == 0:
                 describe[tool + " output"] = r["printed"][:6]
     return {"reps": reps, "imports": imports, "cold": cold, "lines": lines, "errors": errors,
-            "describe": describe, "phases": _phases(reps), "modules": _import_modules(reps)}
+            "describe": describe, "phases": _phases(reps), "modules": _import_modules(reps),
+            "stdlib": modules}
 
 
 def _phases(reps: int) -> dict[str, float]:
@@ -145,6 +164,8 @@ def render(r: dict) -> str:
     rows = [
         ["import of the tracker module, ms"] + [fmt(imp[t]) for t in TOOLS],
         ["`import nbcarbon` alone (lazy package), ms", fmt(imp["nbcarbon-pkg"]), "—", "—", "—"],
+        [f"the floor: the {len(r.get('stdlib', []))} standard-library modules `nbcarbon.api` "
+         "imports, alone, ms", fmt(imp["nbcarbon-stdlib"]), "—", "—", "—"],
         ["cold start (construct, start, 1 window, stop), ms"] + [fmt(cold[t]) for t in TOOLS],
         ["import + cold start (medians), ms"]
         + [_sum_medians(imp[t], cold[t]) for t in TOOLS],

@@ -20,14 +20,16 @@ import statistics
 
 from common import fmt, rotate, run_child, table
 
-WINDOW_TOOLS = ("nbcarbon", "nbcarbon-rapl", "codecarbon", "carbontracker", "zeus")
+WINDOW_TOOLS = ("nbcarbon", "nbcarbon-rapl", "nbcarbon-bare", "codecarbon", "carbontracker",
+                "zeus")
 
 
 def run(quick: bool, fake_root) -> dict:
     pairs = 300 if quick else 1000
     rounds = 3
     per_round = pairs // rounds
-    res: dict[str, dict] = {t: {"begin": [], "end": [], "pair": [], "lines": 0} for t in WINDOW_TOOLS}
+    res: dict[str, dict] = {t: {"begin": [], "end": [], "pair": [], "lines": 0, "reads": []}
+                               for t in WINDOW_TOOLS}
     errors: dict[str, str] = {}
     describe: dict[str, str] = {}
     for rnd in range(rounds):
@@ -40,6 +42,8 @@ def run(quick: bool, fake_root) -> dict:
             res[tool]["end"] += r["end_us"]
             res[tool]["pair"] += [b + e for b, e in zip(r["begin_us"], r["end_us"], strict=True)]
             res[tool]["lines"] += r["lines"]
+            res[tool]["reads"] += r.get("reads_us", [])
+            res[tool]["reads_what"] = r.get("reads_what", "")
             describe[tool] = r["describe"]
     cells = 500 if quick else 2000
     shell: dict[str, dict] = {}
@@ -55,13 +59,15 @@ def run(quick: bool, fake_root) -> dict:
 
 def render(r: dict) -> str:
     res, d = r["res"], r["describe"]
-    cols = ["nbcarbon (this machine)", "nbcarbon (RAPL counters, fake tree)", "codecarbon",
-            "carbontracker", "zeus"]
+    cols = ["nbcarbon (this machine)", "nbcarbon (RAPL counters, fake tree)",
+            "nbcarbon (no meters)", "codecarbon", "carbontracker", "zeus"]
     rows = [
         ["window calls"] + [_calls(t) for t in WINDOW_TOOLS],
         ["begin + end, µs"] + [fmt(res[t]["pair"]) for t in WINDOW_TOOLS],
         ["begin, µs (median)"] + [_med(res[t]["begin"]) for t in WINDOW_TOOLS],
         ["end, µs (median)"] + [_med(res[t]["end"]) for t in WINDOW_TOOLS],
+        ["of which the meters' reads at both boundaries, µs (median, timed alone)"]
+        + [_med(res[t]["reads"]) if res[t]["reads"] else "—" for t in WINDOW_TOOLS],
         ["lines printed per 1,000 windows"]
         + [_per_k(res[t]["lines"], len(res[t]["pair"])) for t in WINDOW_TOOLS],
         ["what a window measured here"] + [d.get(t, "failed") for t in WINDOW_TOOLS],

@@ -16,6 +16,7 @@ This module is imported inside the children (``_child.py``), after the timed imp
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 #: The import a user types to get the tracker (what the import-time row times).
@@ -23,7 +24,12 @@ IMPORTS = {
     "none": "pass",
     "nbcarbon": "import nbcarbon.api",  # the engine track() and the magics share
     "nbcarbon-pkg": "import nbcarbon",  # the package alone: lazy, imports nothing heavy
+    # The floor under nbcarbon.api's import: the standard-library modules it imports, alone, in
+    # the same order (listed by bench_import.py in BENCH_STDLIB_MODULES).
+    "nbcarbon-stdlib": "for _m in __import__('os').environ['BENCH_STDLIB_MODULES'].split(','):\n"
+                       "    __import__(_m)",
     "nbcarbon-rapl": "import nbcarbon.api",
+    "nbcarbon-bare": "import nbcarbon.api",
     "nbcarbon-cell": "import nbcarbon.api",
     "nbcarbon-rapl-cell": "import nbcarbon.api",
     "codecarbon": "from codecarbon import OfflineEmissionsTracker",
@@ -35,6 +41,7 @@ IMPORTS = {
 WINDOW_CALLS = {
     "nbcarbon": "`Session.begin()`/`end()` (the cell boundary)",
     "nbcarbon-rapl": "`Session.begin()`/`end()` on fake RAPL counters",
+    "nbcarbon-bare": "`Session.begin()`/`end()` with no meters at all",
     "codecarbon": "`start_task()`/`stop_task()`",
     "carbontracker": "`epoch_start()`/`epoch_end()`",
     "zeus": "`begin_window()`/`end_window()`",
@@ -132,6 +139,49 @@ class Nbcarbon(Adapter):
 
     def describe(self) -> str:
         return getattr(self, "_methods", "?")
+
+
+class NbcarbonBare(Nbcarbon):
+    """A session whose probe finds no meter: a window is the session's own bookkeeping only
+    (ids, clocks, the record and its pricing), the floor under every meter's reads."""
+
+    def start_warm(self) -> None:
+        from nbcarbon.meters.probe import ProbeResult
+        from nbcarbon.session import Session
+        from nbcarbon.settings import Settings
+
+        self._session = Session(Settings.from_environ(os.environ), os.environ,
+                                probe_fn=lambda *args, **kwargs: ProbeResult())
+        self._session.start()
+
+    def close(self) -> None:
+        self._methods = "nothing: no meters (the session's bookkeeping alone)"
+        self._session.close()
+
+
+def boundary_reads_us(adapter: Adapter, pairs: int) -> tuple[list[float], str]:
+    """Microseconds per window of the meter reads alone (both boundaries): what the sampler
+    reads at ``begin`` and ``end`` (counters, models, and the shares in share mode), without the
+    window's bookkeeping; and what was read. Empty for other tools."""
+    session = getattr(adapter, "_session", None)
+    sampler = getattr(session, "sampler", None)
+    if sampler is None or not isinstance(adapter, Nbcarbon):
+        return [], ""
+    shares = sampler.machine_wide and session.attribution == "share"
+    out = []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        sampler.read_all_counted()
+        if shares:
+            sampler.read_shares()
+        sampler.read_all_counted()
+        if shares:
+            sampler.read_shares()
+        out.append((time.perf_counter() - t0) * 1e6)
+    what = ", ".join(f"{m.channel.component} ({m.channel.method})" for m in sampler.meters)
+    if shares:
+        what += ", and the share meters (`/proc/stat` and the tree's CPU time)"
+    return out, what
 
 
 class NbcarbonInCell(Nbcarbon):
@@ -284,6 +334,7 @@ def adapter(name: str) -> Adapter:
         "nbcarbon": Nbcarbon,
         "nbcarbon-pkg": Nbcarbon,
         "nbcarbon-rapl": Nbcarbon,
+        "nbcarbon-bare": NbcarbonBare,
         "nbcarbon-cell": NbcarbonInCell,
         "nbcarbon-rapl-cell": NbcarbonInCell,
         "codecarbon": CodeCarbon,
