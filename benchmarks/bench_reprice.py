@@ -38,6 +38,19 @@ def _run(kc, code: str, timeout_s: float = 600.0) -> tuple[float, list[dict]]:
             return time.perf_counter() - t0, got
 
 
+#: ``_floor(n)`` sends ``n`` ``update_display_data`` messages of ``size`` JSON bytes through the
+#: kernel's own session, as nbcarbon's publisher does, without pacing: the least N updates cost.
+_FLOOR_SETUP = """
+_pub = get_ipython().display_pub
+_content = {{"data": {{"text/plain": "t" * {size}}}, "metadata": {{}},
+             "transient": {{"display_id": "floor"}}}}
+def _floor(n):
+    send, socket, parent, topic = _pub.session.send, _pub.pub_socket, _pub.parent_header, _pub.topic
+    for _ in range(n):
+        send(socket, "update_display_data", _content, parent=parent, ident=topic)
+"""
+
+
 def _size(msgs: list[dict], kind: str, summary: bool | None = None) -> tuple[int, int]:
     """How many messages of ``kind`` and their content's JSON bytes (summary or not: by record)."""
     n = size = 0
@@ -70,6 +83,14 @@ def measure(readouts: int, repeats: int = 3) -> dict:
             region.append((dt, n, size))
         _, summ = _run(kc, "%carbon summary")
         _, summary_bytes = _size(summ, "display_data", summary=True)
+        # The floor: the same number of messages of a readout update's size, sent through the
+        # kernel's session with nothing else (no record, no rendering, no pacing).
+        each = max(1, region[-1][2] // max(1, region[-1][1]))
+        _run(kc, _FLOOR_SETUP.format(size=each))
+        floor = []
+        for _ in range(repeats):
+            dt, msgs = _run(kc, f"_floor({readouts})")
+            floor.append((dt, sum(m["msg_type"] == "update_display_data" for m in msgs)))
         pue = []
         for i in range(repeats):
             dt, msgs = _run(kc, f"%carbon pue {(1.3, 1.2)[i % 2]}")
@@ -87,6 +108,7 @@ def measure(readouts: int, repeats: int = 3) -> dict:
         "pue_s": [p[0] for p in pue], "pue_readout_updates": pue[-1][1],
         "pue_readout_bytes": pue[-1][2], "pue_summary_updates": pue[-1][3],
         "pue_summary_bytes": pue[-1][4],
+        "floor_s": [f[0] for f in floor], "floor_received": min(f[1] for f in floor),
     }
 
 
@@ -109,6 +131,9 @@ def table(r: dict) -> str:
         f"**{r['pue_summary_bytes'] / 1e6:.2f} MB** |",
         f"| … the readouts' updates | {r['pue_readout_updates']:,} messages, "
         f"{r['pue_readout_bytes'] / 1e6:.1f} MB |",
+        *([f"| the floor: {n:,} messages of an update's size sent through the kernel's session, "
+           f"nothing else, unpaced: time to idle | **{med(r['floor_s']):.2f} s** "
+           f"({r['floor_received']:,} received) |"] if "floor_s" in r else []),
     ]
     return "\n".join(rows)
 
@@ -127,7 +152,9 @@ def render(results: dict) -> str:
         f"in one burst): `%carbon region` {med(small['region_s']):.2f} s "
         f"({med(small['region_s']) / small['readouts'] * 1e3:.2f} ms per readout, all in: the "
         f"kernel's work and the client's), `%carbon pue` {med(small['pue_s']):.2f} s, the "
-        f"summary's update {small['pue_summary_bytes'] / 1e6:.2f} MB.\n\n"
+        f"summary's update {small['pue_summary_bytes'] / 1e6:.2f} MB"
+        + (f"; the same number of bare messages, the floor: {med(small['floor_s']):.2f} s"
+           if "floor_s" in small else "") + ".\n\n"
         "Why 10,000 take longer: nbcarbon keeps its messages under "
         f"{MAX_MESSAGES:,} per {WINDOW_S:g} s (`nbcarbon/shown.py`), because the Jupyter server "
         "stops forwarding a kernel's IOPub messages above 1,000 a second over 3 s (its default "
@@ -135,7 +162,9 @@ def render(results: dict) -> str:
         "faster, some readouts would silently keep their old prices. One message per readout "
         "is the protocol's (no message updates several outputs with different contents), so "
         "through a Jupyter server with default settings 10,000 readouts take at least 10 s, "
-        "whatever the kernel does.\n\n"
+        "whatever the kernel does. Without a server in the way the floor is the messages "
+        "themselves (the last row): one message per readout costs the kernel and the client "
+        "about as much as nbcarbon's whole update of it.\n\n"
         "Times are from sending the request to the kernel's idle status, with every message "
         "received and decoded by the client (`jupyter_client`, in the benchmark's process): "
         "that is the least a frontend does with them. Sizes are the JSON of each message's "
