@@ -10,9 +10,16 @@ machine-wide counter and a memory model to read:
 - ``end``: :meth:`ClusterCollector.end`, which also combines the two snapshots into components
   (and, the first time a worker is seen, looks it up in the notebook's process tree);
 - ``window``: a whole ``Session.begin()`` + ``Session.end()`` with the cluster attached, i.e. what
-  ``%%carbon`` adds to a cell on top of its own meters.
+  ``%%carbon`` adds to a cell on top of its own meters;
+- two floors, the same fan-out to a worker handler that does nothing: ``noop`` through
+  ``client.run_on_scheduler`` with one ``asyncio.wait_for`` per worker (distributed's general route,
+  the one nbcarbon took before), and ``route_noop`` through nbcarbon's own route
+  (``nbcarbon.cluster._ask_workers`` on the scheduler, called without a comm when the scheduler
+  runs in the notebook's process, as a ``LocalCluster``'s does).
 
-Summaries are median, 90th percentile and max of ``repeat`` boundaries after 5 warm-up ones.
+The five are measured in turn within each round (interleaved), so that all see the same machine:
+a cluster of 32 processes keeps settling for seconds after it starts, and a busy machine comes
+and goes. Summaries are median, 90th percentile and max of ``repeat`` rounds after 5 warm-up ones.
 Target: < 20 ms at 32. On a 2-core machine 32 worker processes time-share the cores, so the
 boundary also measures how soon the operating system schedules 32 processes to answer.
 
@@ -34,13 +41,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from nbcarbon import cluster as nbcluster  # noqa: E402
 from nbcarbon.cluster import ClusterCollector, attach  # noqa: E402
 from tests.fakes.powercap import FakePowercap  # noqa: E402
 
 
 async def _noop_fan_out(timeout_s: float, dask_scheduler: Any = None) -> int:
-    """The same fan-out as nbcarbon's (``nbcarbon.cluster._fan_out``: one RPC to every worker at
-    once, each under a timeout) to a handler that does nothing: distributed's own floor."""
+    """distributed's general route for a fan-out (``client.run_on_scheduler``: one RPC to every
+    worker at once, each under its own ``asyncio.wait_for``; nbcarbon's route until it had its
+    own) to a handler that does nothing: distributed's floor for that route."""
 
     async def one(address: str) -> bool:
         try:
@@ -54,7 +63,7 @@ async def _noop_fan_out(timeout_s: float, dask_scheduler: Any = None) -> int:
 
 
 def _add_noop(dask_worker: Any = None) -> None:
-    dask_worker.handlers["bench_noop"] = lambda: None
+    dask_worker.handlers["bench_noop"] = lambda salt="": None
 
 
 def one_size(n: int, processes: bool, repeat: int, root: Path) -> dict:
@@ -74,37 +83,50 @@ def one_size(n: int, processes: bool, repeat: int, root: Path) -> dict:
     session = Session(Settings(powercap_root=root, ledger=None), {"NBCARBON_REGION": "SE"})
     try:
         collector: ClusterCollector = attach(client, session, timeout_s=5.0, use_gpu=False)
-        for _ in range(5):
-            session.end(session.begin())
-        collect_ms, end_ms, window_ms = [], [], []
-        answered = 0
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            snap = collector.collect()
-            collect_ms.append((time.perf_counter() - t0) * 1e3)
-            answered = len(snap.readings)
-        components: list = []
-        warnings: list = []
-        for _ in range(repeat):
-            token = collector.begin()
-            t0 = time.perf_counter()
-            components, warnings = collector.end(token, 1.0)
-            end_ms.append((time.perf_counter() - t0) * 1e3)
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fp = session.end(session.begin())
-            window_ms.append((time.perf_counter() - t0) * 1e3)
         client.run(_add_noop)
-        noop_ms = []
 
         async def noop() -> int:
             return await client.run_on_scheduler(_noop_fan_out, 5.0)
 
-        for i in range(repeat + 5):
+        async def route_noop() -> int:
+            scheduler = nbcluster._scheduler_here(client)
+            if scheduler is None:
+                raise RuntimeError("the scheduler is not in this process: no route floor")
+            rows = await nbcluster._ask_workers(scheduler, "", 5.0, op="bench_noop")
+            return sum(1 for row in rows if row[3] is None)
+
+        has_route = hasattr(nbcluster, "_ask_workers")  # not in nbcarbon before its own route
+        collect_ms, end_ms, window_ms, noop_ms, route_ms = [], [], [], [], []
+        answered = 0
+        components: list = []
+        warnings: list = []
+        fp: Any = None
+        for i in range(5 + repeat):
+            keep = i >= 5
+            t0 = time.perf_counter()
+            snap = collector.collect()
+            took = (time.perf_counter() - t0) * 1e3
+            answered = len(snap.readings)
+            if keep:
+                collect_ms.append(took)
             t0 = time.perf_counter()
             client.sync(noop)
-            if i >= 5:
+            if keep:
                 noop_ms.append((time.perf_counter() - t0) * 1e3)
+            if has_route:
+                t0 = time.perf_counter()
+                client.sync(route_noop)
+                if keep:
+                    route_ms.append((time.perf_counter() - t0) * 1e3)
+            token = collector.begin()
+            t0 = time.perf_counter()
+            components, warnings = collector.end(token, 1.0)
+            if keep:
+                end_ms.append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            fp = session.end(session.begin())
+            if keep:
+                window_ms.append((time.perf_counter() - t0) * 1e3)
         dask = sum(1 for c in fp.components if c.device.startswith("dask:"))
     finally:
         session.close()
@@ -112,12 +134,14 @@ def one_size(n: int, processes: bool, repeat: int, root: Path) -> dict:
         cluster.close()
     return {"n": n, "processes": processes, "start_s": start_s, "answered": answered,
             "collect_ms": collect_ms, "end_ms": end_ms, "window_ms": window_ms,
-            "noop_ms": noop_ms,
+            "noop_ms": noop_ms, "route_noop_ms": route_ms,
             "components": len(components), "record_dask_components": dask,
             "warnings": warnings}
 
 
 def summary(values: list[float]) -> str:
+    if not values:
+        return "—"
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
     return f"{statistics.median(ordered):.2f} / {p90:.2f} / {ordered[-1]:.2f}"
@@ -141,26 +165,33 @@ def render(r: dict) -> str:
         f"A `LocalCluster` of N worker processes (one thread each, with their nannies) on this "
         f"{r['cores']}-core machine, attached to a session with `nbcarbon.dask.attach`; each "
         "worker reads a fake RAPL counter and a memory model. ms, median / 90th percentile / max "
-        f"of {r['repeat']} boundaries after 5 warm-up ones. collect: one boundary (client -> "
-        "scheduler -> every worker -> back); end: collect and combine; window: a whole "
-        "`Session.begin()` + `end()` with the cluster attached (two boundaries).",
+        f"of {r['repeat']} rounds after 5 warm-up ones, the five measured in turn in each round. "
+        "collect: one boundary (the scheduler asks every worker at once, each reads its meters "
+        "and answers); end: collect and combine; window: a whole `Session.begin()` + `end()` "
+        "with the cluster attached (two boundaries). Floors: the same fan-out to a worker "
+        "handler that does nothing, through `client.run_on_scheduler` (distributed's general "
+        "route) and through nbcarbon's own route (the scheduler asked without a comm, as it runs "
+        "in the notebook's process here).",
         "",
         "| workers | kind | answered | collect (one boundary) | end (collect + combine) "
-        "| window (begin + end) | floor: the same fan-out, no-op handler | cluster start |",
-        "|---|---|---|---|---|---|---|---|",
+        "| window (begin + end) | floor: run_on_scheduler, no-op handler "
+        "| floor: nbcarbon's route, no-op handler | cluster start |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:
         kind = "processes" if row["processes"] else "threads"
         lines.append(
             f"| {row['n']} | {kind} | {row['answered']}/{row['n']} | {summary(row['collect_ms'])} | "
             f"{summary(row['end_ms'])} | {summary(row['window_ms'])} | "
-            f"{summary(row['noop_ms'])} | {row['start_s']:.1f} s |")
+            f"{summary(row['noop_ms'])} | {summary(row.get('route_noop_ms') or [])} | "
+            f"{row['start_s']:.1f} s |")
     lines += ["", "The records' cluster components: "
               + ", ".join(str(row["record_dask_components"]) for row in r["rows"])
               + " (a `LocalCluster` on the notebook's machine adds nothing the notebook's own meters "
               "do not already count: its counters are the same, its workers are in the notebook's "
-              "process tree). The floor column is distributed's own cost for the same fan-out "
-              "(`client.run_on_scheduler`, one RPC per worker) to a handler that does nothing."]
+              "process tree). The floor columns are distributed's own cost for the same fan-out "
+              "(one RPC per worker) to a handler that does nothing: through "
+              "`client.run_on_scheduler` and through the route nbcarbon takes."]
     warned = sorted({w for row in r["rows"] for w in row["warnings"]})
     if warned:
         lines += ["", "Warnings in the records: " + "; ".join(f"`{w}`" for w in warned[:5])]
