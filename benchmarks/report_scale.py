@@ -10,6 +10,10 @@ notebook there and reuses it on the next run (building 50,000 cells takes a whil
 
 Beside the wall-clock time, each run's CPU time (user + system, from the child's resource usage)
 is shown: on a shared machine the wall clock measures the neighbours too, the CPU time much less.
+
+``--phases`` prints instead where a report's CPU time goes (the best of the runs, each in a fresh
+interpreter): reading the file, parsing it (alone, each cell dropped once parsed), reading the
+records (parse included), making the rows, writing the table or the JSON, freeing it all.
 """
 
 from __future__ import annotations
@@ -89,6 +93,43 @@ def measure(path: Path, cells: int, runs: int, keep: bool = False) -> dict:
             "cpu": cpu}
 
 
+#: One report, phase by phase, in a fresh interpreter: CPU seconds (user + system) of each.
+_PHASES = """
+import json, resource, sys
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+from nbcarbon import notebook, report
+times = {"start-up and imports": cpu()}
+path, fmt = sys.argv[1], sys.argv[2]
+with notebook.collector_paused():
+    t = cpu(); text = notebook.read_text(path); times["read the file"] = cpu() - t
+    t = cpu()
+    for _ in notebook._cells_of(text):
+        pass
+    times["parse (cells dropped)"] = cpu() - t
+    del text
+    t = cpu(); found = notebook.load_records(path); times["read the records (all)"] = cpu() - t
+    t = cpu(); rows = report.rows("big", report.repriced(found.records)); times["rows"] = cpu() - t
+    t = cpu(); out = report.render(rows, fmt); times["render " + fmt] = cpu() - t
+    t = cpu(); del out, rows, found; times["free"] = cpu() - t
+print(json.dumps(times))
+"""
+
+
+def phases(path: Path, runs: int) -> dict[str, dict[str, float]]:
+    """The best CPU time of each phase of ``nbcarbon report`` over ``runs`` fresh interpreters."""
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(runs):
+        for fmt in ("table", "json"):
+            done = subprocess.run([sys.executable, "-c", _PHASES, str(path), fmt], capture_output=True,
+                                  text=True, check=True)
+            for name, seconds in json.loads(done.stdout).items():
+                mine = best.setdefault(fmt, {})
+                mine[name] = min(mine.get(name, seconds), seconds)
+    return best
+
+
 def run(quick: bool) -> dict:
     """For ``bench.py``: ``nbcarbon report`` of a notebook of 50,000 measured cells."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +158,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--notebook", type=Path, default=None,
                         help="build the notebook here, or reuse it if it is there")
+    parser.add_argument("--phases", action="store_true",
+                        help="where the CPU time goes, phase by phase, instead of the timings")
     args = parser.parse_args()
+    if args.phases:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.notebook or Path(tmp) / "big.ipynb"
+            if not path.is_file():
+                path.write_text(json.dumps(make_notebook(args.cells), indent=1))
+            for fmt, times in phases(path, args.runs).items():
+                print(f"{fmt}: " + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in times.items()))
+        return
     if args.notebook is not None:
         result = measure(args.notebook, args.cells, args.runs, keep=True)
     else:

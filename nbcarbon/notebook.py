@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import gc
 import json
+import json.decoder
+import json.scanner
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -263,16 +266,24 @@ def load_json(path: str | Path, max_bytes: int | None = None) -> dict[str, Any]:
 
 def _load(path: str | Path, max_bytes: int | None) -> tuple[dict[str, Any], bool]:
     """:func:`load_json`, and whether the notebook may hold :data:`TOO_DEEP` (see :func:`_parse`)."""
-    text = read_text(path, max_bytes)
+    text = [read_text(path, max_bytes)]
+    return _load_text(text, path)
+
+
+def _load_text(text: list[str], path: str | Path) -> tuple[dict[str, Any], bool]:
+    """:func:`_load` of the text read from ``path``, passed in a list so that it is dropped
+    (emptied) as soon as it is parsed."""
     try:
-        nb, deep = _parse(text)
+        nb, deep = _parse(text[0])
     except ValueError as exc:
         raise NotebookError(f"{path}: not a notebook: the file is not valid JSON ({exc})") from None
     finally:
-        del text
+        text.clear()
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{path}: not a notebook: JSON without a 'cells' list")
-    bad = next((i for i, cell in enumerate(nb["cells"]) if not isinstance(cell, dict)), None)
+    cells = nb["cells"]
+    bad = None if all(map(isinstance, cells, repeat(dict))) else next(
+        i for i, cell in enumerate(cells) if not isinstance(cell, dict))
     if bad is not None:
         raise NotebookError(f"{path}: not a notebook: cell {bad} is not a JSON object")
     return nb, deep
@@ -312,35 +323,47 @@ def collect(nb: dict[str, Any], path: str = "notebook", *, deep: bool = True) ->
     no record is walked looking for it: that walk was a fifth of reading 50,000 records.
     """
     with collector_paused():  # records and their parts are acyclic: see _parse
-        return _collect(nb, path, deep)
+        return _collect(nb["cells"], path, deep)
 
 
-def _collect(nb: dict[str, Any], path: str, deep: bool) -> NotebookRecords:
+def _collect(cells: Iterable[Any], path: str, deep: bool) -> NotebookRecords:
+    """:func:`collect` of a notebook's ``cells``, read one after the other (see :func:`_cells_of`)."""
     found = NotebookRecords(path)
+    records, problems = found.records, found.problems
     seen: dict[str, int] = {}
-    for index, output in iter_outputs(nb):
-        metadata = output.get("metadata")
-        if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
+    read = Footprint.from_dict
+    # iter_outputs, inline: the cells may be an iterator (_cells_of), not a notebook's list.
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
             continue
-        raw = metadata[METADATA_KEY]
-        if deep and _too_deep(raw):
-            found.problems.append(f"{path}: cell {index}: the record holds a value nested more than "
-                                  f"{MAX_DEPTH} levels deep")
+        outputs = cell.get("outputs")
+        if not isinstance(outputs, list):
             continue
-        kind = raw.get("kind") if isinstance(raw, dict) else None
-        if kind == "summary":
-            found.summaries.append(raw)
-            continue
-        try:
-            record = Footprint.from_dict(raw)
-        except RecordError as exc:
-            found.problems.append(f"{path}: cell {index}: {exc}")
-            continue
-        if record.id in seen:
-            found.records[seen[record.id]] = record
-        else:
-            seen[record.id] = len(found.records)
-            found.records.append(record)
+        for output in outputs:
+            if not isinstance(output, dict):
+                continue
+            metadata = output.get("metadata")
+            if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
+                continue
+            raw = metadata[METADATA_KEY]
+            if deep and _too_deep(raw):
+                problems.append(f"{path}: cell {index}: the record holds a value nested more than "
+                                f"{MAX_DEPTH} levels deep")
+                continue
+            kind = raw.get("kind") if isinstance(raw, dict) else None
+            if kind == "summary":
+                found.summaries.append(raw)
+                continue
+            try:
+                record = read(raw)
+            except RecordError as exc:
+                problems.append(f"{path}: cell {index}: {exc}")
+                continue
+            if record.id in seen:
+                records[seen[record.id]] = record
+            else:
+                seen[record.id] = len(records)
+                records.append(record)
     return found
 
 
@@ -349,10 +372,149 @@ def load_records(path: str | Path, max_bytes: int | None = None) -> NotebookReco
     # The collector stays paused until the parsed notebook is dropped: resumed earlier, its next
     # pass would walk all of it once more (0.6 s for 100 MB); after, only the records.
     with collector_paused():
-        nb, deep = _load(path, max_bytes)
-        found = _collect(nb, str(path), deep)
+        text = [read_text(path, max_bytes)]
+        try:  # a cell at a time (see _cells_of); anything out of the ordinary, whole as before
+            return _deeper(_STREAM_DEPTH, _collect, _cells_of(text[0]), str(path), False)
+        except _NotStreamed:
+            pass
+        nb, deep = _load_text(text, path)
+        found = _collect(nb["cells"], str(path), deep)
         del nb
     return found
+
+
+#: How many frames deeper than :func:`load_records` the cells are read one by one. The standard
+#: parser gives up (``RecursionError``) where the nesting of what it reads and the frames below
+#: it reach Python's recursion limit; read whole, a cell is read from within the frames of
+#: :func:`_load_text` and ``json.loads`` and the levels of the notebook's object and its cells
+#: array (7). Read from deeper, a cell is never read one by one that would not be read whole.
+_STREAM_DEPTH = 8
+
+
+def _deeper(frames: int, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, called from ``frames`` more frames down the stack."""
+    return _deeper(frames - 1, function, *args) if frames else function(*args)
+
+
+#: The smallest integers whose JSON text is longer than :data:`_MAX_INT_DIGITS` characters
+#: (a minus sign counts: ``_parse_int`` is given the text of the number).
+_LONG_INT, _LONG_NEGATIVE_INT = 10 ** _MAX_INT_DIGITS, -(10 ** (_MAX_INT_DIGITS - 1))
+
+
+def _cell_scanner(exact: Callable[[str, int], tuple[Any, int]]) -> Callable[[str, int], tuple[Any, int]]:
+    """``exact`` (the standard scanner with ``parse_int=_parse_int``), faster for the cells of a
+    notebook: ``parse_int`` is a Python call per integer (a tenth of the parse).
+
+    A cell is scanned without it, reading integers in C, and the same as ``exact`` would read it
+    unless an integer has more than :data:`_MAX_INT_DIGITS` characters, which only a cell that
+    long can hold: such a cell, or one the plain scan refuses (Python's own limit on digits is
+    one reason), is scanned again by ``exact``.
+    """
+    plain = json.scanner.make_scanner(json.JSONDecoder())
+
+    def scan(text: str, at: int) -> tuple[Any, int]:
+        try:
+            value, end = plain(text, at)
+        except ValueError:
+            return exact(text, at)
+        if end - at > _MAX_INT_DIGITS and _has_long_int(value):
+            return exact(text, at)
+        return value, end
+
+    return scan
+
+
+def _has_long_int(value: Any) -> bool:
+    """Whether ``value`` holds an integer ``_parse_int`` would read as a float (iteratively)."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        kind = type(v)
+        if kind is dict:
+            todo.extend(v.values())
+        elif kind is list:
+            todo.extend(v)
+        elif kind is int and (v >= _LONG_INT or v <= _LONG_NEGATIVE_INT):
+            return True
+    return False
+
+
+class _NotStreamed(Exception):
+    """:func:`_cells_of` met what only the whole parse (:func:`_load_text`) can answer for."""
+
+
+#: What JSON counts as whitespace between tokens (as ``json.decoder.WHITESPACE``).
+_WHITESPACE = re.compile(r"[ \t\n\r]*").match
+#: Between two values of an array: space, a comma and space; or space and the closing bracket.
+_NEXT_ITEM = re.compile(r"[ \t\n\r]*(?:,[ \t\n\r]*|(\]))").match
+
+
+def _cells_of(text: str) -> Iterator[dict[str, Any]]:
+    """The cells of the notebook ``text``, parsed one at a time, each dropped once read.
+
+    Why: parsed whole, a notebook of 50,000 records (107 MB) is 250 MB of objects made in fresh
+    memory (the kernel's page faults alone were a tenth of a report), then walked again to be
+    freed, out of the processor's cache. One cell at a time, each is read while it is in the
+    cache and the next one is made in the memory it leaves: parsing and freeing take two thirds
+    of the time, and the memory the notebook takes is its text and its records.
+
+    The same parser (the standard one, as :func:`_parse` uses it) reads each value; this reads
+    only what lies between the values of the top-level object and of its ``cells`` array,
+    exactly as that parser does. Whatever it does not expect (text that is not JSON, an
+    integer too long, nesting too deep, "cells" twice or not a list, a cell that is not an
+    object, a top-level value that is not an object) raises :class:`_NotStreamed` for the
+    caller to read the notebook whole, which says what is wrong; so does a notebook it has
+    partly given out, whose records the caller then drops.
+    """
+    scan = json.scanner.make_scanner(json.JSONDecoder(parse_int=_parse_int))
+    scan_cell = _cell_scanner(scan)
+    scanstring, space, next_item = json.decoder.scanstring, _WHITESPACE, _NEXT_ITEM
+    try:
+        at = space(text, 0).end()
+        if text[at] != "{":
+            raise _NotStreamed
+        at = space(text, at + 1).end()
+        has_cells = False
+        while True:  # each "key": value of the top-level object
+            if text[at] != '"':
+                raise _NotStreamed
+            key, at = scanstring(text, at + 1, True)
+            at = space(text, at).end()
+            if text[at] != ":":
+                raise _NotStreamed
+            at = space(text, at + 1).end()
+            if key != "cells":
+                at = scan(text, at)[1]
+            elif has_cells or text[at] != "[":
+                raise _NotStreamed
+            else:
+                has_cells = True
+                at = space(text, at + 1).end()
+                if text[at] == "]":
+                    at += 1
+                else:
+                    while True:
+                        cell, at = scan_cell(text, at)
+                        if not isinstance(cell, dict):
+                            raise _NotStreamed
+                        yield cell
+                        del cell
+                        after = next_item(text, at)  # the "," and the space around it, or "]"
+                        if after is None:
+                            raise _NotStreamed
+                        at = after.end()
+                        if after.lastindex:  # the "]"
+                            break
+            at = space(text, at).end()
+            if text[at] == "}":
+                break
+            if text[at] != ",":
+                raise _NotStreamed
+            at = space(text, at + 1).end()
+        if space(text, at + 1).end() != len(text) or not has_cells:
+            raise _NotStreamed
+    except (ValueError, RecursionError, StopIteration, IndexError):
+        raise _NotStreamed from None
 
 
 def read_notebook(path: str | Path) -> list[Footprint]:
