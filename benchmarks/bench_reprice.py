@@ -91,6 +91,15 @@ def measure(readouts: int, repeats: int = 3) -> dict:
         for _ in range(repeats):
             dt, msgs = _run(kc, f"_floor({readouts})")
             floor.append((dt, sum(m["msg_type"] == "update_display_data" for m in msgs)))
+        # nbcarbon's own re-pricing with its pacing off (as no Jupyter server is in the way
+        # here): what the kernel's work and the messages cost without the server's rate limit.
+        _run(kc, "import nbcarbon.shown as _shown\n_paced_at = _shown.MAX_MESSAGES\n"
+                 "_shown.MAX_MESSAGES = 10 ** 9")
+        unpaced = []
+        for i in range(repeats):
+            dt, msgs = _run(kc, f"%carbon region {('DE', 'SE')[i % 2]}")
+            unpaced.append((dt, _size(msgs, "update_display_data")[0]))
+        _run(kc, "_shown.MAX_MESSAGES = _paced_at")
         pue = []
         for i in range(repeats):
             dt, msgs = _run(kc, f"%carbon pue {(1.3, 1.2)[i % 2]}")
@@ -109,6 +118,7 @@ def measure(readouts: int, repeats: int = 3) -> dict:
         "pue_readout_bytes": pue[-1][2], "pue_summary_updates": pue[-1][3],
         "pue_summary_bytes": pue[-1][4],
         "floor_s": [f[0] for f in floor], "floor_received": min(f[1] for f in floor),
+        "unpaced_s": [u[0] for u in unpaced], "unpaced_received": min(u[1] for u in unpaced),
     }
 
 
@@ -131,6 +141,9 @@ def table(r: dict) -> str:
         f"**{r['pue_summary_bytes'] / 1e6:.2f} MB** |",
         f"| … the readouts' updates | {r['pue_readout_updates']:,} messages, "
         f"{r['pue_readout_bytes'] / 1e6:.1f} MB |",
+        *([f"| `%carbon region` with nbcarbon's pacing off (no server here to need it): time "
+           f"to idle, every update received | **{med(r['unpaced_s']):.2f} s** "
+           f"({r['unpaced_received']:,} updates) |"] if "unpaced_s" in r else []),
         *([f"| the floor: {n:,} messages of an update's size sent through the kernel's session, "
            f"nothing else, unpaced: time to idle | **{med(r['floor_s']):.2f} s** "
            f"({r['floor_received']:,} received) |"] if "floor_s" in r else []),
