@@ -294,6 +294,21 @@ class Ledger:
         starting our write transaction gave it its first page, still without a table. Anything
         else is someone else's. Reads only; a file SQLite cannot read is refused unless marked.
         """
+        # One read transaction for every look below: read one statement at a time, another
+        # kernel's schema could be committed between two of them (the header's version read
+        # before it, the table after), and a ledger being created would look like nobody's.
+        began = not conn.in_transaction
+        if began:
+            conn.execute("BEGIN")
+        try:
+            return Ledger._look(conn, path, was_empty)
+        finally:
+            if began and conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    @staticmethod
+    def _look(conn: "sqlite3.Connection", path: Path, was_empty: bool) -> tuple[str, int]:
+        """:meth:`_ownership`, read within the caller's transaction."""
         import sqlite3
 
         try:

@@ -338,3 +338,57 @@ def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Pa
     finally:
         ledger.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+class _LooksBetween:
+    """A connection that lets another kernel try to commit right after the ledger's header
+    (application id and version) has been read: what two kernels starting at once can do."""
+
+    def __init__(self, conn: sqlite3.Connection, between) -> None:
+        self._conn = conn
+        self._between = between
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def execute(self, sql: str, *args):
+        cursor = self._conn.execute(sql, *args)
+        if sql == "PRAGMA user_version":
+            self._between()
+        return cursor
+
+
+def test_a_ledger_another_kernel_creates_while_it_is_looked_at_is_not_refused(tmp_path: Path) -> None:
+    """The first look at a ledger is one snapshot: a schema committed between two of its reads
+    (version read before, table after) made a ledger being created look like someone else's
+    database, and a kernel starting at that moment kept no history."""
+    import nbcarbon.ledger as ledger_module
+
+    path = tmp_path / "ledger.sqlite3"
+    other = sqlite3.connect(str(path), isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    for statement in filter(str.strip, ledger_module._SCHEMA.split(";")):
+        other.execute(statement)
+    other.execute(f"PRAGMA application_id = {ledger_module.APPLICATION_ID}")
+    other.execute(f"PRAGMA user_version = {ledger_module.SCHEMA_VERSION}")
+    committed = []
+
+    def other_commits() -> None:
+        try:
+            other.execute("COMMIT")
+        except sqlite3.OperationalError:  # the look holds its snapshot: the other kernel waits
+            return
+        committed.append(True)
+
+    looking = sqlite3.connect(str(path), isolation_level=None)
+    owner, _ = Ledger._ownership(_LooksBetween(looking, other_commits), path)
+    assert owner == ("ours" if committed else "empty")
+    assert not looking.in_transaction  # the look's snapshot is let go
+    if not committed:
+        other.execute("COMMIT")
+    other.close()
+    looking.close()
+    ledger = Ledger.open(path)  # and the kernel that looked opens it as nbcarbon's
+    assert ledger.count() == 0
+    ledger.close()
