@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +75,32 @@ def cluster_with(envs: dict[str, dict[str, str]]) -> tuple[LocalCluster, Client]
 def addresses_by_name(client: Client) -> dict[str, str]:
     info = client.scheduler_info(n_workers=-1)["workers"]
     return {str(w["name"]): addr for addr, w in info.items()}
+
+
+@contextmanager
+def blocked_worker(client: Client, address: str, tmp_path: Path, seconds: float = 4.0):
+    """A block during which the worker at ``address`` cannot answer: its event loop runs a
+    sleep (``client.run``), entered only once the worker says the sleep has begun (a file it
+    writes), not after a guessed delay that a busy machine may outlast."""
+    started = tmp_path / f"blocked-{len(list(tmp_path.glob('blocked-*')))}"
+
+    def block(path: str = str(started), seconds: float = seconds) -> None:
+        import pathlib
+        import time as clock
+
+        pathlib.Path(path).touch()
+        clock.sleep(seconds)
+
+    blocker = threading.Thread(target=client.run, args=(block,), kwargs={"workers": [address]})
+    blocker.start()
+    deadline = time.monotonic() + 60.0
+    while not started.exists():
+        assert time.monotonic() < deadline, "the worker never started its sleep"
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        blocker.join()
 
 
 def run_window(s: Session, client: Client, seconds: float,
@@ -191,14 +218,10 @@ def test_a_slow_worker_is_named_missing_within_the_timeout(separate, tmp_path: P
     slow = addresses_by_name(client)["b"]
     try:
         window = s.begin()
-        # time.sleep run by client.run blocks the worker's event loop: it cannot answer.
-        blocker = threading.Thread(target=client.run, args=(time.sleep, 2.5), kwargs={"workers": [slow]})
-        blocker.start()
-        time.sleep(0.3)
-        t = time.perf_counter()
-        fp = s.end(window)
-        elapsed = time.perf_counter() - t
-        blocker.join()
+        with blocked_worker(client, slow, tmp_path):
+            t = time.perf_counter()
+            fp = s.end(window)
+            elapsed = time.perf_counter() - t
     finally:
         collector.detach()
         s.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +25,13 @@ import nbcarbon.cluster as nbcluster  # noqa: E402
 from nbcarbon.cluster import SCHEDULER_HANDLER, MeterPlugin, _ask_workers, attach  # noqa: E402
 from tests.fakes.powercap import FakePowercap  # noqa: E402
 from tests.fakes.procstat import quiet_stat  # noqa: E402
-from tests.test_cluster import addresses_by_name, cluster_with, run_window, session  # noqa: E402
+from tests.test_cluster import (  # noqa: E402
+    addresses_by_name,
+    blocked_worker,
+    cluster_with,
+    run_window,
+    session,
+)
 
 TIMEOUT_S = 1.0
 
@@ -112,13 +117,10 @@ def test_a_slow_worker_behind_a_remote_scheduler_is_named_missing_within_the_tim
     slow = addresses_by_name(client)["b"]
     try:
         window = s.begin()
-        blocker = threading.Thread(target=client.run, args=(time.sleep, 2.5), kwargs={"workers": [slow]})
-        blocker.start()
-        time.sleep(0.3)
-        t = time.perf_counter()
-        fp = s.end(window)
-        elapsed = time.perf_counter() - t
-        blocker.join()
+        with blocked_worker(client, slow, tmp_path):
+            t = time.perf_counter()
+            fp = s.end(window)
+            elapsed = time.perf_counter() - t
         after = collector.collect()  # the worker's comm was closed at the deadline; a new one now
     finally:
         collector.detach()
