@@ -12,12 +12,12 @@ import atexit
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
 
 from .footprint import Footprint
 from .session import Session, Window
 from .settings import Settings
 
+TYPE_CHECKING = False  # no ``typing`` at import (see nbcarbon/session.py)
 if TYPE_CHECKING:  # annotations only: nothing to import when the module loads
     from collections.abc import Callable, Mapping
     from pathlib import Path

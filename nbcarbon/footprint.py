@@ -13,11 +13,14 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from itertools import product
 from operator import itemgetter
-from typing import Any
 
 from .errors import RecordError
 from .meters.base import COMPONENTS, METHOD_KIND, Channel
 from .sampler import Reading
+
+TYPE_CHECKING = False  # no ``typing`` at import (see nbcarbon/session.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = 1
 #: Where a record lives in a notebook output: ``output["metadata"][METADATA_KEY]``.

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Protocol
 
 from . import intensity
 from .attribution import charge, plan, splits
@@ -34,8 +33,26 @@ from .meters.probe import ProbeResult, probe
 from .sampler import IDLE_INTERVAL_S, Reading, Sampler
 from .settings import Settings, parse_attribution, parse_pue
 
+#: ``typing`` costs ~3 ms to import (a third of nbcarbon's own import time) and nothing here
+#: needs it at run time: with postponed annotations it serves type checkers only, which read
+#: ``TYPE_CHECKING`` by name. The same guard stands in each module ``nbcarbon.api`` imports.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any, Protocol
+
+    class Collector(Protocol):
+        """Energy measured outside this process (a Dask cluster: :mod:`nbcarbon.cluster`), per
+        window.
+
+        ``begin()`` returns a token at the window's start; ``end(token, duration_s)`` returns
+        the window's extra components and warnings. Both must return within seconds; an
+        exception costs the collector's share of the record (with a warning), never the record.
+        """
+
+        def begin(self) -> Any: ...
+
+        def end(self, token: Any, duration_s: float) -> tuple[list[Component], list[str]]: ...
 
 #: The most records a session holds (for re-pricing readouts, summaries, plots): the most recent
 #: ones. Older records leave the session, not the notebook's outputs or the ledger, and the
@@ -51,19 +68,6 @@ RepriceListener = Callable[[list[Footprint]], None]
 #: Prices a record at the time it ran: ``(region, started_at_utc, ended_at_utc) -> (region, warnings)``
 #: (:class:`nbcarbon.live.pricing.LivePricer`). It must not raise, and must return within seconds.
 Pricer = Callable[[PricedRegion, "datetime", "datetime"], tuple[PricedRegion, list[str]]]
-
-
-class Collector(Protocol):
-    """Energy measured outside this process (a Dask cluster: :mod:`nbcarbon.cluster`), per window.
-
-    ``begin()`` returns a token at the window's start; ``end(token, duration_s)`` returns the
-    window's extra components and warnings. Both must return within seconds; an exception costs
-    the collector's share of the record (with a warning), never the record.
-    """
-
-    def begin(self) -> Any: ...
-
-    def end(self, token: Any, duration_s: float) -> tuple[list[Component], list[str]]: ...
 
 
 def priced(region: intensity.Region, chosen_by: str) -> PricedRegion:

@@ -48,6 +48,34 @@ def test_importing_the_package_alone_imports_no_typing() -> None:
     assert _fresh(code) == []
 
 
+def test_importing_the_api_imports_no_typing() -> None:
+    """``typing`` (~3 ms) serves type checkers only: the records' named tuples come from
+    ``collections`` and every ``typing`` name sits under ``TYPE_CHECKING``."""
+    code = ("import json, sys\nimport nbcarbon.api\n"
+            "print(json.dumps('typing' in sys.modules))")
+    assert _fresh(code) is False
+
+
+def test_the_named_tuples_without_typing_are_what_typing_made() -> None:
+    """Field names, defaults, immutability and pickling, as ``typing.NamedTuple`` gave them."""
+    import pickle
+
+    from nbcarbon.meters.base import NO_ANOMALIES
+    from nbcarbon.meters.share import CpuUse, Split
+    from nbcarbon.sampler import Reading
+
+    r = Reading(1.5, 2.0)
+    assert (r.total_j, r.t_s, r.error, r.anomalies) == (1.5, 2.0, None, NO_ANOMALIES)
+    assert Reading._fields == ("total_j", "t_s", "error", "anomalies")
+    assert repr(Split(0.5, "cpu-time")) == "Split(fraction=0.5, basis='cpu-time', why=None, idle=False)"
+    assert CpuUse(1.0, 2.0)._replace(ours_s=3.0) == CpuUse(3.0, 2.0)
+    assert type(pickle.loads(pickle.dumps(r))) is Reading
+    with pytest.raises(AttributeError):
+        r.t_s = 3.0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        r.other = 1  # type: ignore[attr-defined]  # no __dict__: as small as a tuple
+
+
 def test_importing_the_api_loads_no_rare_module() -> None:
     code = (f"import json, sys\nimport nbcarbon.api\n"
             f"print(json.dumps(sorted(m for m in {RARE!r} if m in sys.modules)))")

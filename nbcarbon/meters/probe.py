@@ -23,11 +23,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Meter
 from nbcarbon.meters.share import ShareMeter
+
+TYPE_CHECKING = False  # no ``typing`` at import (see nbcarbon/session.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -30,12 +30,16 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import namedtuple
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import CLOCK_TICK_S, Channel
+
+TYPE_CHECKING = False  # no ``typing`` at import (see nbcarbon/session.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Every window counts as at least this much of one core busy (see the module's policy).
 FLOOR_CORES = 0.01
@@ -43,19 +47,21 @@ FLOOR_CORES = 0.01
 REPLACED_AFTER_S = 0.5
 
 
-class Split(NamedTuple):
+class Split(namedtuple("Split", ("fraction", "basis", "why", "idle"), defaults=(None, False))):
     """A window's share of one device: ``fraction`` of its energy, by ``basis``.
 
-    ``fraction`` is ``None`` when no share could be worked out; ``why`` then says why, and the
-    component is charged whole (as in ``machine`` mode) with that said in the record.
+    - ``fraction: float | None``: ``None`` when no share could be worked out; ``why`` then says
+      why, and the component is charged whole (as in ``machine`` mode) with that said in the record.
+    - ``basis: str``, ``why: str | None = None``.
+    - ``idle: bool = False``: nobody used the device in the window (the kernel's tree included):
+      its idle power is the window's whole, once, whoever measures it (a Dask worker beside a
+      notebook adds none).
+
+    ``collections.namedtuple`` rather than ``typing.NamedTuple``: the same class, without
+    importing ``typing`` (see nbcarbon/session.py).
     """
 
-    fraction: float | None
-    basis: str
-    why: str | None = None
-    #: Nobody used the device in the window (the kernel's tree included): its idle power is the
-    #: window's whole, once, whoever measures it (a Dask worker beside a notebook adds none).
-    idle: bool = False
+    __slots__ = ()
 
 
 class ShareMeter(ABC):
@@ -88,11 +94,11 @@ class ShareMeter(ABC):
         """Release what the meter holds."""
 
 
-class CpuUse(NamedTuple):
-    """Cumulative CPU seconds: the kernel's process tree, and the whole machine's busy time."""
+class CpuUse(namedtuple("CpuUse", ("ours_s", "machine_s"))):
+    """Cumulative CPU seconds (floats): the kernel's process tree (``ours_s``), and the whole
+    machine's busy time (``machine_s``). A ``collections.namedtuple`` (see :class:`Split`)."""
 
-    ours_s: float
-    machine_s: float
+    __slots__ = ()
 
 
 def cpu_split(begin: CpuUse, end: CpuUse, duration_s: float) -> Split:
