@@ -44,9 +44,11 @@ def main() -> None:
     result: dict[str, object] = {}
 
     if mode == "import":
-        from peers import IMPORTS  # tiny, imports nothing
+        from peers import IMPORT_SETUP, IMPORTS  # tiny, imports nothing
 
         stmt = IMPORTS[tool]
+        if tool in IMPORT_SETUP:
+            exec(IMPORT_SETUP[tool], {})
         t0 = time.perf_counter()
         exec(stmt, {})
         result["ms"] = (time.perf_counter() - t0) * 1e3

@@ -16,10 +16,14 @@ exited then the session closed; CodeCarbon ``start()``/``stop()``; Carbontracker
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import py_compile
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from common import REPO, TOOLS, fmt, rotate, run_child, table
 
@@ -55,7 +59,8 @@ lap("the rest: session, probe again (warm), sampler, one window, stop", rest)
 print(json.dumps(out))
 """
 
-IMPORT_TOOLS = ("nbcarbon", "nbcarbon-pkg", "nbcarbon-stdlib", "codecarbon", "carbontracker", "zeus")
+IMPORT_TOOLS = ("nbcarbon", "nbcarbon-pkg", "nbcarbon-stdlib", "nbcarbon-records", "nbcarbon-ipython",
+                "codecarbon", "carbontracker", "zeus")
 
 #: The modules ``import nbcarbon.api`` adds to a bare interpreter's, in import order, other than
 #: nbcarbon's own: what its import costs at the least, whatever nbcarbon's modules do.
@@ -65,6 +70,54 @@ before = set(sys.modules)
 import nbcarbon.api
 print(",".join(m for m in sys.modules if m not in before and m.split(".")[0] != "nbcarbon"))
 """
+
+
+#: Writes, as Python source, dataclasses with the names, fields (annotation text, whether each has
+#: a default or a factory, its field options) and decorator options of every dataclass that
+#: ``import nbcarbon.api`` defines, in the order they are defined, and nothing else: building
+#: them is what keeping the records in dataclasses costs at import on this Python (3.11 compiles
+#: each generated method on its own), whatever the rest of nbcarbon does.
+_RECORDS_SOURCE = r"""
+import dataclasses, sys
+import nbcarbon.api
+out = ["from __future__ import annotations", "from dataclasses import dataclass, field", ""]
+for name, module in list(sys.modules.items()):
+    if not name.startswith("nbcarbon") or module is None:
+        continue
+    for cls in vars(module).values():
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == name):
+            continue
+        p = cls.__dataclass_params__
+        out.append(f"@dataclass(init={p.init}, repr={p.repr}, eq={p.eq}, order={p.order}, "
+                   f"unsafe_hash={p.unsafe_hash}, frozen={p.frozen})")
+        out.append(f"class {cls.__name__}:")
+        out.append("    'A record (a docstring spares dataclass an inspect.signature).'")
+        for f in dataclasses.fields(cls):  # written as nbcarbon writes them: field() if needed
+            plain = f.init and f.repr and f.compare and f.hash is None
+            options = "" if plain else f"init={f.init}, repr={f.repr}, compare={f.compare}, hash={f.hash}"
+            if f.default is not dataclasses.MISSING:
+                value = " = None" if plain else f" = field(default=None, {options})"
+            elif f.default_factory is not dataclasses.MISSING:
+                value = " = field(" + ", ".join(x for x in ("default_factory=list", options) if x) + ")"
+            else:
+                value = "" if plain else f" = field({options})"
+            out.append(f"    {f.name}: {f.type}{value}")
+        out.append("")
+print(repr("\n".join(out)))
+"""
+
+
+def records_floor_dir(where: Path) -> int:
+    """Write and byte-compile ``_records_floor.py`` (see :data:`_RECORDS_SOURCE`) in ``where``;
+    the number of classes in it."""
+    env = dict(os.environ, NBCARBON_LEDGER="off")
+    proc = subprocess.run([sys.executable, "-c", _RECORDS_SOURCE], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=120, check=True)
+    source = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    path = where / "_records_floor.py"
+    path.write_text(source)
+    py_compile.compile(str(path), doraise=True)  # read from its .pyc, as nbcarbon's modules are
+    return source.count("\n@dataclass(")
 
 
 def stdlib_modules() -> list[str]:
@@ -83,6 +136,9 @@ def run(quick: bool) -> dict:
                    capture_output=True, check=False)
     modules = stdlib_modules()
     os.environ["BENCH_STDLIB_MODULES"] = ",".join(modules)  # for the nbcarbon-stdlib children
+    records_dir = Path(tempfile.mkdtemp(prefix="nbcarbon-records-floor-"))
+    records = records_floor_dir(records_dir)
+    os.environ["BENCH_RECORDS_DIR"] = str(records_dir)  # for the nbcarbon-records children
     imports: dict[str, list[float]] = {t: [] for t in IMPORT_TOOLS}
     cold: dict[str, list[float]] = {t: [] for t in TOOLS}
     lines: dict[str, list[int]] = {t: [] for t in TOOLS}
@@ -107,7 +163,7 @@ def run(quick: bool) -> dict:
                 describe[tool + " output"] = r["printed"][:6]
     return {"reps": reps, "imports": imports, "cold": cold, "lines": lines, "errors": errors,
             "describe": describe, "phases": _phases(reps), "modules": _import_modules(reps),
-            "stdlib": modules}
+            "stdlib": modules, "records": records}
 
 
 def _phases(reps: int) -> dict[str, float]:
@@ -166,6 +222,11 @@ def render(r: dict) -> str:
         ["`import nbcarbon` alone (lazy package), ms", fmt(imp["nbcarbon-pkg"]), "—", "—", "—"],
         [f"the floor: the {len(r.get('stdlib', []))} standard-library modules `nbcarbon.api` "
          "imports, alone, ms", fmt(imp["nbcarbon-stdlib"]), "—", "—", "—"],
+        [f"the floor with the records: those modules, then {r.get('records', '?')} dataclasses "
+         "with the names, fields and options of those `nbcarbon.api` defines (no methods), ms",
+         fmt(imp.get("nbcarbon-records", [])), "—", "—", "—"],
+        ["`import nbcarbon.api` in a process that has imported IPython and ipykernel (as "
+         "`%load_ext nbcarbon` meets it), ms", fmt(imp.get("nbcarbon-ipython", [])), "—", "—", "—"],
         ["cold start (construct, start, 1 window, stop), ms"] + [fmt(cold[t]) for t in TOOLS],
         ["import + cold start (medians), ms"]
         + [_sum_medians(imp[t], cold[t]) for t in TOOLS],

@@ -28,6 +28,16 @@ IMPORTS = {
     # the same order (listed by bench_import.py in BENCH_STDLIB_MODULES).
     "nbcarbon-stdlib": "for _m in __import__('os').environ['BENCH_STDLIB_MODULES'].split(','):\n"
                        "    __import__(_m)",
+    # The same, then the same dataclasses as nbcarbon's records (names, fields, options; no
+    # methods), from a byte-compiled module bench_import.py writes (BENCH_RECORDS_DIR): the floor
+    # for any package that keeps its records in dataclasses on this Python.
+    "nbcarbon-records": "for _m in __import__('os').environ['BENCH_STDLIB_MODULES'].split(','):\n"
+                        "    __import__(_m)\n"
+                        "__import__('sys').path.insert(0, __import__('os').environ['BENCH_RECORDS_DIR'])\n"
+                        "__import__('_records_floor')",
+    # nbcarbon.api in an IPython kernel's process, the way %load_ext meets it: what IPython and
+    # ipykernel import (untimed, IMPORT_SETUP) is there already.
+    "nbcarbon-ipython": "import nbcarbon.api",
     "nbcarbon-rapl": "import nbcarbon.api",
     "nbcarbon-bare": "import nbcarbon.api",
     "nbcarbon-cell": "import nbcarbon.api",
@@ -35,6 +45,11 @@ IMPORTS = {
     "codecarbon": "from codecarbon import OfflineEmissionsTracker",
     "carbontracker": "from carbontracker.tracker import CarbonTracker",
     "zeus": "from zeus.monitor import ZeusMonitor",
+}
+
+#: Run before the timed import, untimed (a process that already holds a kernel's modules).
+IMPORT_SETUP = {
+    "nbcarbon-ipython": "import IPython, ipykernel.ipkernel, ipykernel.zmqshell",
 }
 
 #: What each tool calls a window, for the tables.

@@ -423,9 +423,11 @@ def instance_maker(cls: type) -> Callable[..., Any]:
     return make
 
 
-_make_footprint = instance_maker(Footprint)
-_make_component = instance_maker(Component)
-_make_share = instance_maker(Share)
+#: Every field in order, no frozen ``__init__``: for the paths that make records by the thousand
+#: (a report's reading, a window's end). See :func:`instance_maker`.
+make_footprint = instance_maker(Footprint)
+make_component = instance_maker(Component)
+make_share = instance_maker(Share)
 
 #: The largest finite float: a JSON number above it is infinity, which no record field accepts.
 _MAX_FLOAT = 1.7976931348623157e308
@@ -525,9 +527,9 @@ def _written_record(d: dict[str, Any]) -> Footprint | None:
                         and 0.0 <= fraction <= 1.0 and type(machine) is float
                         and 0.0 <= machine <= _MAX_FLOAT):
                     return None
-                share = _make_share(basis, fraction, machine)
-        components.append(_make_component(name, device, method, joules, watts, share))
-    return _make_footprint(ident, cell_id, label, count, started_at, duration_s, status,
+                share = make_share(basis, fraction, machine)
+        components.append(make_component(name, device, method, joules, watts, share))
+    return make_footprint(ident, cell_id, label, count, started_at, duration_s, status,
                            tuple(components), energy_j, pue, region, co2e, attribution,
                            tuple(warnings), version, "cell", SCHEMA, parent_id, None)
 
@@ -588,7 +590,7 @@ def _valid_record(cls: type[Footprint], d: Any) -> Footprint | None:
                     and type(joules) is float and 0.0 <= joules <= _MAX_FLOAT
                     and type(watts) is float and 0.0 <= watts <= _MAX_FLOAT):
                 return None
-            components.append(_make_component(component, device, method, joules, watts,
+            components.append(make_component(component, device, method, joules, watts,
                                               None if share is None else _share_from(share)))
         key = (code, name, g_per_kwh, year, source, basis, chosen_by)
         region = _REGIONS.get(key) if g_per_kwh else None  # 0.0 and -0.0 are equal keys
@@ -609,7 +611,7 @@ def _valid_record(cls: type[Footprint], d: Any) -> Footprint | None:
                 co2e_g=co2e, attribution=attribution, warnings=tuple(warnings),
                 nbcarbon_version=version, parent_id=parent_id, iterations=iterations,
             )
-        return _make_footprint(ident, cell_id, label, count, started_at, duration_s, status,
+        return make_footprint(ident, cell_id, label, count, started_at, duration_s, status,
                                tuple(components), energy_j, pue, region, co2e, attribution,
                                tuple(warnings), version, "cell", SCHEMA, parent_id, iterations)
     except (KeyError, TypeError, RecordError):  # missing, unhashable or bad: from_dict says which

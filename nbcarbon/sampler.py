@@ -27,7 +27,6 @@ import threading
 import time
 from collections import deque, namedtuple
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from .errors import MeterError
 from .meters.base import NO_ANOMALIES, Anomalies, Meter
@@ -69,12 +68,15 @@ class Reading(namedtuple("Reading", ("total_j", "t_s", "error", "anomalies"),
     __slots__ = ()
 
 
-@dataclass(frozen=True)
-class TimelinePoint:
-    """Mean power per meter (``None``: not readable) between the previous point and ``t_s``."""
+class TimelinePoint(namedtuple("TimelinePoint", ("t_s", "power_w"))):
+    """Mean power per meter (``power_w: tuple[float | None, ...]``; ``None``: not readable)
+    between the previous point and ``t_s: float``.
 
-    t_s: float
-    power_w: tuple[float | None, ...]
+    A named tuple, as :class:`Reading` and for the same reason: every window's two boundaries
+    make one each.
+    """
+
+    __slots__ = ()
 
 
 class Sampler:
@@ -364,8 +366,13 @@ class Sampler:
     def _point(self, readings: tuple[Reading, ...]) -> TimelinePoint:
         """Append the mean power since each meter's previous reading (lock held)."""
         powers: list[float | None] = []
+        prev_samples = self._prev_sample
+        latest = -math.inf
+        drawn = False  # any power worked out (one loop, no generators: every boundary comes here)
         for i, r in enumerate(readings):
-            prev = self._prev_sample[i]
+            if r.t_s > latest:
+                latest = r.t_s
+            prev = prev_samples[i]
             if r.error is not None or r.total_j is None:
                 powers.append(None)
                 continue
@@ -374,11 +381,12 @@ class Sampler:
                 continue
             if prev is not None:
                 powers.append(max(0.0, (r.total_j - prev[1]) / (r.t_s - prev[0])))
+                drawn = True
             else:
                 powers.append(None)
-            self._prev_sample[i] = (r.t_s, r.total_j)
-        point = TimelinePoint(max((r.t_s for r in readings), default=self._clock()), tuple(powers))
-        if any(p is not None for p in powers):
+            prev_samples[i] = (r.t_s, r.total_j)
+        point = TimelinePoint(latest if readings else self._clock(), tuple(powers))
+        if drawn:
             self._timeline.append(point)
         return point
 

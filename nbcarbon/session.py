@@ -19,12 +19,15 @@ from .attribution import charge, plan, splits
 from .errors import NbcarbonError
 from .footprint import (
     J_PER_KWH,
+    SCHEMA,
     Component,
     Footprint,
     Iterations,
     Measured,
     PricedRegion,
     co2e_g,
+    make_component,
+    make_footprint,
     measure,
     top_level,
 )
@@ -448,7 +451,7 @@ class Session:
         sampler.note(readings)
         duration_s = max(0.0, t1_s - window.t0_s)
         errors0 = window.errors0
-        channels = [m.channel for m in sampler.meters]
+        channels = [m.channel for m in sampler.meters]  # read each time: a meter may add a caveat
         measured = None
         if errors0 == errors1:
             during = (0,) * len(errors1)
@@ -487,26 +490,30 @@ class Session:
             pue = self._pue if window.pue is None else window.pue
             if energy_j < 0.0:
                 energy_j = sum(c.energy_j for c in measured.components)
-            # Priced here, as Footprint.repriced() would (one construction, not two).
-            fp = Footprint(
-                id=window.id,
-                cell_id=cell_id,
-                label=window.label,
-                execution_count=execution_count,
-                started_at=window.started_at,
-                duration_s=duration_s,
-                status=status,
-                components=tuple(measured.components),
-                energy_j=energy_j,
-                pue=pue,
-                region=region,
-                co2e_g=co2e_g(energy_j, pue, region.g_per_kwh),
-                attribution=measured.attribution,
-                warnings=(tuple(measured.warnings) + tuple(live_warnings) + tuple(extra)
-                          if measured.warnings or live_warnings or extra else ()),
-                nbcarbon_version=self._version,
-                parent_id=window.parent_id,
-                iterations=iterations,
+            # Priced here, as Footprint.repriced() would (one construction, not two). Built by
+            # the maker (every field, in order), not the frozen __init__: a third of the bare
+            # window's bookkeeping was its 19 ``object.__setattr__`` calls. Same object.
+            fp = make_footprint(
+                window.id,  # id
+                cell_id,
+                window.label,
+                execution_count,
+                window.started_at,
+                duration_s,
+                status,
+                tuple(measured.components),
+                energy_j,
+                pue,
+                region,
+                co2e_g(energy_j, pue, region.g_per_kwh),
+                measured.attribution,
+                (tuple(measured.warnings) + tuple(live_warnings) + tuple(extra)
+                 if measured.warnings or live_warnings or extra else ()),  # warnings
+                self._version,  # nbcarbon_version
+                "cell",  # kind
+                SCHEMA,
+                window.parent_id,
+                iterations,
             )
             self.records.append(fp)
             self._held.add(fp.id)
@@ -701,8 +708,8 @@ def _clean(channels: list[Channel], begin: tuple[Reading, ...], end: tuple[Readi
         if energy_j < 0.0:
             energy_j = 0.0
         total_j += energy_j
-        components.append(Component(ch.component, ch.device, ch.method, energy_j,
-                                    energy_j / duration_s if duration_s > 0 else 0.0))
+        components.append(make_component(ch.component, ch.device, ch.method, energy_j,
+                                          energy_j / duration_s if duration_s > 0 else 0.0, None))
         if ch.attribution == "machine":
             machine = True
     return Measured(components, [], "machine" if machine else "process"), total_j

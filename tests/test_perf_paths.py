@@ -8,6 +8,7 @@ record as the slow path). How fast they are is measured by ``benchmarks/``, neve
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import uuid
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from nbcarbon.errors import MeterError
-from nbcarbon.footprint import measure
+from nbcarbon.footprint import SCHEMA, Component, Footprint, measure
 from nbcarbon.meters.base import Anomalies, Channel, Meter
 from nbcarbon.meters.memory import MemoryModelMeter, Statm
 from nbcarbon.meters.probe import ProbeResult
@@ -255,7 +256,35 @@ def test_session_records_are_priced_and_identified_as_before(tmp_path: Path) -> 
     assert uuid.UUID(hex=fp.id).version == 4
     assert fp == fp.repriced()  # co2e computed in place, as repriced() would
     assert datetime.fromisoformat(fp.started_at).tzinfo is not None
+    # Built by the maker, it is the record Footprint(...) builds from the same fields: equal,
+    # hashed, shown and pickled alike, with the defaults a window's record always had.
+    from dataclasses import fields
+
+    rebuilt = Footprint(**{f.name: getattr(fp, f.name) for f in fields(fp)})
+    assert rebuilt == fp and hash(rebuilt) == hash(fp) and repr(rebuilt) == repr(fp)
+    assert list(vars(rebuilt)) == list(vars(fp))
+    assert (fp.kind, fp.schema, fp.parent_id, fp.iterations) == ("cell", SCHEMA, None, None)
+    assert pickle.loads(pickle.dumps(fp)) == fp
+    (component,) = fp.components
+    assert component == Component(component.component, component.device, component.method,
+                                  component.energy_j, component.mean_power_w, component.share)
+    with pytest.raises(AttributeError):
+        fp.energy_j = 0.0  # type: ignore[misc]
     s.close()
+
+
+def test_timeline_points_are_named_tuples_with_the_fields_plots_read() -> None:
+    from nbcarbon.sampler import TimelinePoint
+
+    point = TimelinePoint(1.0, (2.0, None))
+    assert (point.t_s, point.power_w) == (1.0, (2.0, None))
+    with pytest.raises(AttributeError):
+        point.t_s = 2.0  # type: ignore[misc]
+    sampler = Sampler([Counting()], interval_s=60.0)
+    first, second = sampler.sample(), sampler.sample()
+    assert first.power_w == (None,) and second.power_w[0] is not None
+    assert list(sampler.timeline) == [second]  # a point with no power is not drawn
+    assert Sampler([], interval_s=60.0).sample().power_w == ()  # no meters: the clock's time
 
 
 def test_ids_are_version_4_uuids_and_start_times_match_datetime() -> None:
