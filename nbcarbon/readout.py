@@ -217,15 +217,26 @@ def text(fp: Footprint) -> str:
     return _text(fp, _component_cells(fp))
 
 
-def _text(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
-    lines = [f"nbcarbon · {_title(fp)} · {format_duration(fp.duration_s)} · "
-             f"{format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e"]
+def _head(fp: Footprint) -> tuple[str, str, str, str, str]:
+    """Title, duration, energy, CO2e and region line of a full readout.
+
+    Computed once per readout and used by both renderings (this runs under every cell; each
+    piece formats floats, and the text and the HTML say the same five things).
+    """
+    return (_title(fp), format_duration(fp.duration_s), format_energy(fp.energy_j),
+            format_mass(fp.co2e_g), _region_line(fp))
+
+
+def _text(fp: Footprint, rows: list[tuple[Any, ...]],
+          head: tuple[str, str, str, str, str] | None = None) -> str:
+    title, duration, energy, mass, region = head or _head(fp)
+    lines = [f"nbcarbon · {title} · {duration} · {energy} · {mass} CO2e"]
     for component, device, energy_j, pct, power_w, how, note in rows:
         lines.append(f"  {component:<7} {device:<14} {energy_j:10.3g} J {pct:>6}  "
                      f"{power_w:7.3g} W  {how}")
         if note:
             lines.append(f"          {note}")
-    lines.append(f"  region {_region_line(fp)}")
+    lines.append(f"  region {region}")
     lines.extend(f"  ! {w}" for w in fp.warnings)
     return "\n".join(lines)
 
@@ -269,10 +280,12 @@ def html(fp: Footprint, compact: bool = False, brief: bool = False) -> str:
     return _html(fp, _component_cells(fp))
 
 
-def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
+def _html(fp: Footprint, rows: list[tuple[Any, ...]],
+          head: tuple[str, str, str, str, str] | None = None) -> str:
     """One row per component, one style per cell (the least that renders the same in JupyterLab,
     nbconvert's templates and a bare browser), and a row under a component whose energy is a
     share."""
+    title, duration, energy, mass, region = head or _head(fp)
     L, R = _CELL_L, _CELL_R  # noqa: N806
     body = "".join(
         f"{_ROW}{L}{escape(component)}</td>{L}{escape(device)}</td>"
@@ -282,10 +295,10 @@ def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
     warnings = "".join(f"{_WARN}{escape(w)}</div>" for w in fp.warnings)
     return (
         f'<div style="{_BOX}">'
-        f"<div><b>{escape(format_energy(fp.energy_j))}</b> · <b>{escape(format_mass(fp.co2e_g))}"
-        f" CO2e</b> · {escape(format_duration(fp.duration_s))} · {escape(_title(fp))}</div>"
+        f"<div><b>{escape(energy)}</b> · <b>{escape(mass)}"
+        f" CO2e</b> · {escape(duration)} · {escape(title)}</div>"
         f"{_TABLE}{body}</table>"
-        f"<div>region {escape(_region_line(fp))}</div>{warnings}</div>"
+        f"<div>region {escape(region)}</div>{warnings}</div>"
     )
 
 
@@ -298,5 +311,6 @@ def mimebundle(fp: Footprint, compact: bool = False,
         data = {"text/plain": line, "text/html": f'<div style="{_BOX}">{escape(line)}</div>'}
     else:
         rows = _component_cells(fp)
-        data = {"text/plain": _text(fp, rows), "text/html": _html(fp, rows)}
+        head = _head(fp)  # shared by both renderings, as the rows are
+        data = {"text/plain": _text(fp, rows, head), "text/html": _html(fp, rows, head)}
     return data, {METADATA_KEY: fp.to_dict()}

@@ -87,10 +87,18 @@ _pacer = _Pacer()
 class _Publisher:
     """The running ipykernel's display publisher, driven directly (see the module docstring)."""
 
-    def __init__(self, pub: Any) -> None:
+    def __init__(self, pub: Any, session: Any, socket: Any, parent_header: Any,
+                 topic: Any) -> None:
+        # All four are read once by find() and kept for this output's messages: in ipykernel each
+        # is a descriptor (traits, a context-variable property), read cold on every measured
+        # cell, and nothing between find() and send() can change them (the same call on the same
+        # thread; a flush only sends stream text). A publisher lives for one show or update,
+        # never across cells, so nothing kept here can go stale.
         self.pub = pub
-        self.session = pub.session
-        self.socket = pub.pub_socket
+        self.session = session
+        self.socket = socket
+        self.parent_header = parent_header
+        self.topic = topic
 
     @classmethod
     def find(cls) -> _Publisher | None:
@@ -98,20 +106,21 @@ class _Publisher:
         kernel, under ``%%capture`` (another publisher), with a publish hook registered, or with
         display history kept (IPython then also records each output)."""
         ipython = sys.modules.get("IPython")
-        shell = ipython.get_ipython() if ipython is not None else None
+        shell = _shell(ipython) if ipython is not None else None
         pub = getattr(shell, "display_pub", None)
         session = getattr(pub, "session", None)
-        if session is None or getattr(pub, "pub_socket", None) is None \
-                or not callable(getattr(session, "send", None)):
+        socket = getattr(pub, "pub_socket", None)
+        if session is None or socket is None or not callable(getattr(session, "send", None)):
             return None
         try:
             if pub._hooks or getattr(pub, "store_display_history", False):  # type: ignore[union-attr]
                 return None
-            pub.parent_header  # noqa: B018 - the attributes publish() uses must all be there
-            pub.topic  # noqa: B018
+            # the attributes publish() uses must all be there
+            parent_header = pub.parent_header  # type: ignore[union-attr]
+            topic = pub.topic  # type: ignore[union-attr]
         except AttributeError:
             return None
-        return cls(pub)
+        return cls(pub, session, socket, parent_header, topic)
 
     def flush_streams(self, always: bool = False) -> None:
         """Send what the cell printed before this output (ipykernel's streams flush only through
@@ -125,8 +134,8 @@ class _Publisher:
              display_id: str) -> None:
         _pacer.wait()
         content = {"data": data, "metadata": metadata, "transient": {"display_id": display_id}}
-        self.session.send(self.socket, msg_type, content, parent=self.pub.parent_header,
-                          ident=self.pub.topic)
+        self.session.send(self.socket, msg_type, content, parent=self.parent_header,
+                          ident=self.topic)
 
 
 class Shown:
@@ -226,17 +235,44 @@ def registry(session: Session) -> Shown:
     return found
 
 
+_UNSET = object()
+
+
+def _shell(ipython: Any) -> Any:
+    """What ``ipython.get_ipython()`` returns (``ipython``: the imported ``IPython`` module).
+
+    Why not call it: ``IPython.get_ipython`` is a lazy module attribute, so each access runs
+    ``IPython.__getattr__``, which imports ``IPython.core.getipython``, whose ``get_ipython()``
+    imports ``InteractiveShell`` and asks traitlets for the singleton: ~20 us per readout in a
+    kernel, on every measured cell (three import statements' machinery, run cold). The singleton
+    is ``InteractiveShell._instance``, which ``get_ipython()`` returns when it is set. A
+    ``get_ipython`` set on the module itself (a test's fake shell) is still called, and anything
+    unusual (an instance of another class) goes through ``get_ipython()`` as before.
+    """
+    getter = ipython.__dict__.get("get_ipython", _UNSET)
+    if getter is not _UNSET:
+        return getter()
+    module = sys.modules.get("IPython.core.interactiveshell")
+    if module is None:  # not imported, so no shell was ever made: get_ipython() gives None
+        return None
+    shell_class = module.InteractiveShell
+    shell = getattr(shell_class, "_instance", None)
+    if shell is None or isinstance(shell, shell_class):
+        return shell
+    return ipython.get_ipython()
+
+
 def in_ipython() -> bool:
     """True inside a running IPython (a Jupyter kernel or a terminal), never in a plain script.
 
     IPython is only looked at if something already imported it, so scripts pay nothing.
     """
     ipython = sys.modules.get("IPython")
-    return ipython is not None and ipython.get_ipython() is not None
+    return ipython is not None and _shell(ipython) is not None
 
 
 def in_kernel() -> bool:
     """True in a Jupyter kernel (where outputs are saved with the notebook)."""
     ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
+    shell = _shell(ipython) if ipython is not None else None
     return getattr(shell, "kernel", None) is not None
