@@ -81,6 +81,7 @@ def measure(readouts: int, repeats: int = 3) -> dict:
             dt, msgs = _run(kc, f"%carbon region {('PL', 'FR')[i % 2]}")
             n, size = _size(msgs, "update_display_data")
             region.append((dt, n, size))
+        frontend = _with_frontend(kc, shown, repeats)
         _, summ = _run(kc, "%carbon summary")
         _, summary_bytes = _size(summ, "display_data", summary=True)
         # The floor: the same number of messages of a readout update's size, sent through the
@@ -119,7 +120,37 @@ def measure(readouts: int, repeats: int = 3) -> dict:
         "pue_summary_bytes": pue[-1][4],
         "floor_s": [f[0] for f in floor], "floor_received": min(f[1] for f in floor),
         "unpaced_s": [u[0] for u in unpaced], "unpaced_received": min(u[1] for u in unpaced),
+        **frontend,
     }
+
+
+def _with_frontend(kc, shown: list[dict], repeats: int) -> dict:
+    """``%carbon region`` with a frontend that holds every readout, as nbcarbon's JupyterLab
+    extension does (``nbcarbon/frontends.py``): this client opens the ``nbcarbon.reprice`` comm
+    and claims the readouts it received, then times the re-price to idle with every comm
+    message received; the comm is closed after, so the measures that follow are as before."""
+    import uuid
+
+    ids = [m["content"]["metadata"]["nbcarbon"]["id"] for m in shown
+           if m["msg_type"] == "display_data" and "nbcarbon" in m["content"].get("metadata", {})]
+    comm_id = uuid.uuid4().hex
+    kc.shell_channel.send(kc.session.msg("comm_open", {
+        "comm_id": comm_id, "target_name": "nbcarbon.reprice",
+        "data": {"version": 1, "holds": ids}}))
+    _run(kc, "pass")  # the shell channel is in order: the claims are taken before this runs
+    times, comm_msgs, comm_bytes, received, direct = [], 0, 0, 0, 0
+    for i in range(repeats):
+        dt, msgs = _run(kc, f"%carbon region {('DE', 'PL')[i % 2]}")
+        mine = [m for m in msgs if m["msg_type"] == "comm_msg"
+                and m["content"].get("comm_id") == comm_id]
+        times.append(dt)
+        comm_msgs, comm_bytes = len(mine), sum(len(json.dumps(m["content"])) for m in mine)
+        received = sum(len(m["content"]["data"]["updates"]) for m in mine)
+        direct = _size(msgs, "update_display_data")[0]
+    kc.shell_channel.send(kc.session.msg("comm_close", {"comm_id": comm_id, "data": {}}))
+    _run(kc, "pass")
+    return {"frontend_s": times, "frontend_messages": comm_msgs, "frontend_bytes": comm_bytes,
+            "frontend_received": received, "frontend_direct": direct}
 
 
 def table(r: dict) -> str:
@@ -134,6 +165,13 @@ def table(r: dict) -> str:
         f"**{med(r['region_s']):.2f} s** (runs: {', '.join(f'{x:.2f}' for x in r['region_s'])}) |",
         f"| … updates sent, total size | {r['region_updates']:,} `update_display_data`, "
         f"{r['region_bytes'] / 1e6:.1f} MB |",
+        *([f"| `%carbon region` with {n:,} readouts shown, in a frontend that holds them (as "
+           f"nbcarbon's JupyterLab extension does: `nbcarbon/frontends.py`): time to idle, every "
+           f"update received | **{med(r['frontend_s']):.2f} s** (runs: "
+           f"{', '.join(f'{x:.2f}' for x in r['frontend_s'])}) |",
+           f"| … updates sent, total size | {r['frontend_received']:,} updates in "
+           f"{r['frontend_messages']} comm messages, {r['frontend_bytes'] / 1e6:.1f} MB; "
+           f"{r['frontend_direct']:,} `update_display_data` |"] if "frontend_s" in r else []),
         f"| `%carbon summary` of those {n:,} cells: size shown | {r['summary_bytes'] / 1e6:.2f} MB |",
         f"| `%carbon pue` with the readouts and the summary shown: time to idle | "
         f"**{med(r['pue_s']):.2f} s** |",

@@ -23,6 +23,11 @@ thousand are queued; either way some readouts would keep their old prices, silen
 own messages are kept under :data:`MAX_MESSAGES` per :data:`WINDOW_S` (:class:`_Pacer`), so
 re-pricing more than that many readouts takes about a second per 900 more: 10,000 readouts take
 about 9 s, the floor any kernel has behind a Jupyter server with its default limits.
+
+Unless the frontend holds them: nbcarbon's JupyterLab extension tells the kernel which readouts
+its notebook shows (``frontends.py``), and those get their new bundles a few hundred to a comm
+message, which the extension writes into the notebook. Only readouts no frontend claimed go the
+paced way above.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 from . import session as session_module
 from .footprint import Footprint
+from .frontends import frontends
 from .session import Session
 
 #: ``record -> (data, metadata)`` of the ``display_data`` output that carries it.
@@ -146,6 +152,8 @@ class Shown:
         self._unsubscribe = session.on_reprice(self.update)
         #: Update messages sent by the last :meth:`update` (for tests and benchmarks).
         self.last_sent = 0
+        #: Readouts the last :meth:`update` handed to frontends that hold them (comm messages).
+        self.last_delivered = 0
 
     def show(self, fp: Footprint, render: Render, display_id: str | None = None) -> str:
         """Display ``fp`` as ``render`` draws it, and keep it for re-pricing; returns the display id."""
@@ -183,12 +191,17 @@ class Shown:
         skipped. Also runs outside any cell (the dashboard's selector is a comm message): the
         frontend applies ``update_display_data`` by display id whichever message caused it.
         """
-        self.last_sent = 0
+        self.last_sent = self.last_delivered = 0
         if not changed or not self._entries:
             return
         todo = [(fp, self._entries[fp.id]) for fp in changed if fp.id in self._entries]
         if not todo:
             return
+        claimed = frontends.claimed()
+        if claimed:
+            todo = self._through_frontends(todo, claimed)
+            if not todo:
+                return
         publisher = _Publisher.find()
         if publisher is not None:
             publisher.flush_streams()
@@ -206,6 +219,27 @@ class Shown:
                 _pacer.wait()
             update_display(data, raw=True, metadata=metadata, display_id=display_id)
             self.last_sent += 1
+
+    def _through_frontends(self, todo: list[tuple[Footprint, tuple[str, Render]]],
+                           claimed: frozenset[str]) -> list[tuple[Footprint, tuple[str, Render]]]:
+        """Hand the readouts some frontend holds to it, a few hundred to a message
+        (``frontends.py``); what is left for display-id updates. Rendered as for
+        ``update_display_data``, so the frontend writes the very bundles those would carry."""
+        held = []
+        rest = []
+        for item in todo:
+            if item[0].id in claimed:
+                fp, (_, render) = item
+                data, metadata = render(fp)
+                held.append((fp.id, data, metadata))
+            else:
+                rest.append(item)
+        delivered = frontends.send(held)
+        self.last_delivered = len(delivered)
+        if len(delivered) < len(held):  # a comm failed: those go the usual way
+            rest.extend(item for item in todo if item[0].id in claimed
+                        and item[0].id not in delivered)
+        return rest
 
     def close(self) -> None:
         self._unsubscribe()
@@ -232,6 +266,11 @@ def registry(session: Session) -> Shown:
     found = _registries.get(session)
     if found is None:
         found = _registries[session] = Shown(session)
+        # In a kernel, frontends that re-price readouts themselves may now claim them.
+        ipython = sys.modules.get("IPython")
+        kernel = getattr(_shell(ipython) if ipython is not None else None, "kernel", None)
+        if kernel is not None:
+            frontends.attach(kernel)
     return found
 
 

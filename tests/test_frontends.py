@@ -1,0 +1,224 @@
+"""Re-pricing through a frontend that holds the readouts (nbcarbon's JupyterLab extension).
+
+The kernel side is tested two ways: :class:`~nbcarbon.frontends.Frontends` with comm objects of
+the ``comm`` package's shape, and a real ipykernel driven by jupyter_client playing the
+extension: it opens the ``nbcarbon.reprice`` comm and claims readouts, as
+``labextension/src/repricer.ts`` does. What matters most: a readout updated through the comm gets
+exactly the bundle ``update_display_data`` would have carried, and a readout nobody claimed is
+still updated the usual way.
+"""
+
+from __future__ import annotations
+
+import queue
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbcarbon.frontends import CHUNK, TARGET, Frontends
+from tests.conftest import kernel_env
+
+
+class FakeComm:
+    """The parts of ``comm.base_comm.BaseComm`` the kernel side uses."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.comm_id = uuid.uuid4().hex
+        self.sent: list[dict[str, Any]] = []
+        self.closed = False
+        self.fail = fail
+        self.on_message = self.on_closed = None
+
+    def on_msg(self, callback: Any) -> None:
+        self.on_message = callback
+
+    def on_close(self, callback: Any) -> None:
+        self.on_closed = callback
+
+    def send(self, data: dict[str, Any]) -> None:
+        if self.fail:
+            raise OSError("socket closed")
+        self.sent.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def message(self, data: object) -> None:
+        self.on_message({"content": {"comm_id": self.comm_id, "data": data}})
+
+
+class FakeManager:
+    def __init__(self) -> None:
+        self.targets: dict[str, Any] = {}
+
+    def register_target(self, name: str, callback: Any) -> None:
+        self.targets[name] = callback
+
+
+class FakeKernel:
+    def __init__(self) -> None:
+        self.comm_manager = FakeManager()
+
+
+def _open(kernel: FakeKernel, data: object, comm: FakeComm | None = None) -> FakeComm:
+    comm = comm or FakeComm()
+    kernel.comm_manager.targets[TARGET](comm, {"content": {"comm_id": comm.comm_id, "data": data}})
+    return comm
+
+
+def _update(record_id: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    return (record_id, {"text/plain": f"t{record_id}"}, {"nbcarbon": {"id": record_id}})
+
+
+def test_claims_route_updates_to_the_frontend_that_holds_them() -> None:
+    f, kernel = Frontends(), FakeKernel()
+    assert f.attach(kernel) and f.attach(kernel)  # twice: registered once
+    a = _open(kernel, {"version": 1, "holds": ["r1", "r2"]})
+    b = _open(kernel, {"version": 1, "holds": []})
+    b.message({"version": 1, "holds": ["r2", "r3"]})
+    a.message({"version": 1, "drops": ["r1"]})
+    assert f.claimed() == {"r2", "r3"}
+    delivered = f.send([_update(i) for i in ("r1", "r2", "r3", "r4")])
+    assert delivered == {"r2", "r3"}  # r1 dropped, r4 never claimed: the caller sends those
+    assert [u[0] for u in a.sent[0]["updates"]] == ["r2"]
+    assert [u[0] for u in b.sent[0]["updates"]] == ["r2", "r3"]
+    assert a.sent[0]["updates"][0] == ["r2", {"text/plain": "tr2"}, {"nbcarbon": {"id": "r2"}}]
+    assert {a.sent[0]["version"], a.sent[0]["seq"], b.sent[0]["seq"]} == {1}
+    a.message({"version": 1, "ack": 1, "applied": 1})
+    a.on_closed({"content": {"comm_id": a.comm_id}})
+    assert f.claimed() == {"r2", "r3"} and f.stats()["comms"] == 1
+    s = f.stats()
+    assert (s["opened"], s["closed"], s["acks"], s["applied"], s["updates_sent"]) == (2, 1, 1, 1, 3)
+
+
+def test_many_updates_go_in_chunks_with_rising_sequence_numbers() -> None:
+    f, kernel = Frontends(), FakeKernel()
+    f.attach(kernel)
+    ids = [f"r{i}" for i in range(CHUNK * 2 + 7)]
+    comm = _open(kernel, {"version": 1, "holds": ids})
+    assert f.send([_update(i) for i in ids]) == set(ids)
+    assert [len(m["updates"]) for m in comm.sent] == [CHUNK, CHUNK, 7]
+    assert [m["seq"] for m in comm.sent] == [1, 2, 3]
+    assert [u[0] for m in comm.sent for u in m["updates"]] == ids  # in the order given
+
+
+@pytest.mark.parametrize("data", [None, "holds", {"holds": ["x"]}, {"version": 2, "holds": ["x"]},
+                                  {"version": 1, "holds": "x"}, {"version": 1, "holds": [1, None]}])
+def test_messages_of_another_shape_or_version_claim_nothing(data: object) -> None:
+    f, kernel = Frontends(), FakeKernel()
+    f.attach(kernel)
+    comm = _open(kernel, data)
+    comm.message(data)
+    assert f.claimed() == frozenset()
+    assert f.send([_update("x")]) == set() and comm.sent == []
+
+
+def test_a_comm_that_fails_is_dropped_and_its_records_not_counted_delivered() -> None:
+    f, kernel = Frontends(), FakeKernel()
+    f.attach(kernel)
+    broken = _open(kernel, {"version": 1, "holds": ["r1"]}, FakeComm(fail=True))
+    working = _open(kernel, {"version": 1, "holds": ["r2"]})
+    assert f.send([_update("r1"), _update("r2")]) == {"r2"}
+    assert broken.closed and f.stats()["comms"] == 1 and working.sent
+
+
+def test_no_comm_manager_no_frontends() -> None:
+    f = Frontends()
+    assert f.attach(object()) is False
+    assert f.claimed() == frozenset() and f.send([_update("x")]) == set()
+
+
+# -- a real kernel, jupyter_client playing the extension -------------------------------------
+@pytest.fixture
+def kernel(tmp_path: Path):
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(tmp_path))
+    try:
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _run(kc: Any, code: str, comm_id: str | None = None) -> list[dict]:
+    """Execute ``code``; the iopub messages it caused (and comm messages on ``comm_id``, which
+    carry no parent of ours), up to the kernel going idle."""
+    msg_id = kc.execute(code)
+    out = []
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=60)
+        except queue.Empty:
+            raise AssertionError("kernel did not go idle") from None
+        if msg["msg_type"] == "comm_msg" and msg["content"].get("comm_id") == comm_id:
+            out.append(msg)
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        out.append(msg)
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return out
+
+
+def _shell(kc: Any, msg_type: str, content: dict[str, Any]) -> None:
+    kc.shell_channel.send(kc.session.msg(msg_type, content))
+
+
+def _readout_ids(outputs: list[dict]) -> list[str]:
+    return [m["content"]["metadata"]["nbcarbon"]["id"] for m in outputs
+            if m["msg_type"] == "display_data" and "nbcarbon" in m["content"]["metadata"]]
+
+
+def _updates(outputs: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """record id -> (data, metadata) of every readout update, whichever way it came."""
+    found: dict[str, tuple[dict, dict]] = {}
+    for m in outputs:
+        if m["msg_type"] == "update_display_data":
+            c = m["content"]
+            found[c["transient"]["display_id"]] = (c["data"], c["metadata"])
+        elif m["msg_type"] == "comm_msg":
+            for record_id, data, metadata in m["content"]["data"]["updates"]:
+                found[record_id] = (data, metadata)
+    return found
+
+
+def test_a_frontend_gets_its_readouts_in_comm_messages_with_the_same_bundles(kernel) -> None:
+    kc = kernel
+    _run(kc, "%load_ext nbcarbon")
+    claimed = _readout_ids(_run(kc, "import nbcarbon\nfor _ in range(5):\n"
+                                    "    with nbcarbon.track('x'):\n        pass"))
+    assert len(claimed) == 5
+    comm_id = uuid.uuid4().hex
+    _shell(kc, "comm_open", {"comm_id": comm_id, "target_name": TARGET,
+                             "data": {"version": 1, "holds": claimed[:3]}})
+    _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 1, "holds": claimed[3:4]}})
+    # Shown after the claims: nobody holds it, so it is updated by display id.
+    unclaimed = _readout_ids(_run(kc, "%%carbon\npass"))
+    via_comm = _run(kc, "%carbon region DE", comm_id)
+    comm_msgs = [m for m in via_comm if m["msg_type"] == "comm_msg"]
+    assert len(comm_msgs) == 1 and comm_msgs[0]["content"]["data"]["seq"] == 1
+    assert [u[0] for u in comm_msgs[0]["content"]["data"]["updates"]] == claimed[:4]
+    direct = {m["content"]["transient"]["display_id"] for m in via_comm
+              if m["msg_type"] == "update_display_data"}
+    assert direct == {claimed[4], *unclaimed}  # the unclaimed, and nothing twice
+    got = _updates(via_comm)
+    assert all(md["nbcarbon"]["region"]["code"] == "DE" for _, md in got.values())
+    _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 1, "ack": 1, "applied": 4}})
+
+    # The same prices reached without the frontend: the same bytes, readout by readout.
+    _shell(kc, "comm_close", {"comm_id": comm_id, "data": {}})
+    _run(kc, "%carbon region SE")
+    again = _updates(_run(kc, "%carbon region DE"))
+    assert set(again) == set(got)
+    for record_id, (data, metadata) in got.items():
+        assert again[record_id] == (data, metadata), record_id
+    stats = _run(kc, "import nbcarbon.frontends as f\nprint(f.stats())")
+    text = "".join(m["content"].get("text", "") for m in stats if m["msg_type"] == "stream")
+    assert "'comms': 0" in text and "'acks': 1" in text and "'applied': 4" in text, text
+    assert "'updates_sent': 4" in text and "'closed': 1" in text, text
