@@ -62,6 +62,11 @@ class Frontends:
         self._stats = {"opened": 0, "closed": 0, "updates_sent": 0, "messages_sent": 0,
                        "acks": 0, "applied": 0, "refused": 0}
 
+    @property
+    def attached(self) -> bool:
+        """Whether this kernel takes frontends' claims (the comm target is registered)."""
+        return self._attached_to is not None
+
     # -- the kernel's side of the comm ----------------------------------------------------------
     def attach(self, kernel: object) -> bool:
         """Register the comm target on ``kernel`` (an ipykernel kernel): once per kernel.
@@ -185,3 +190,16 @@ frontends = Frontends()
 def stats() -> dict[str, int]:
     """:meth:`Frontends.stats` of this process's kernel."""
     return frontends.stats()
+
+
+def status_line() -> str | None:
+    """How readouts are re-priced in this kernel, for ``%carbon status`` (``None`` outside one)."""
+    if not frontends.attached:
+        return None
+    s = frontends.stats()
+    if not s["comms"]:
+        return ("re-pricing: readout by readout, paced (no frontend holds the readouts; "
+                "nbcarbon's JupyterLab extension does)")
+    return (f"re-pricing: {s['holds']} readout(s) held by {s['comms']} frontend(s) "
+            "(nbcarbon's JupyterLab extension), updated in a few messages; the rest readout by "
+            "readout")

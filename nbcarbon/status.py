@@ -145,6 +145,11 @@ def session_status(session: Session, auto: bool | None = None, probe_live: bool 
                  f"{format_mass(t.co2e_g)} CO2e")
     if auto is not None:
         lines.append(f"auto: {'on' if auto else 'off'}")
+    from .frontends import status_line  # small, imports nothing
+
+    reprice = status_line()
+    if reprice is not None:
+        lines.append(reprice)
     # %carbon status lands in notebooks that get shared: it says whether, never where.
     lines.append("history: off (NBCARBON_LEDGER=off)" if session.settings.ledger is None else
                  "history: kept in the local ledger (`nbcarbon status` in a terminal shows where)")

@@ -126,8 +126,20 @@ def test_a_comm_that_fails_is_dropped_and_its_records_not_counted_delivered() ->
 
 def test_no_comm_manager_no_frontends() -> None:
     f = Frontends()
-    assert f.attach(object()) is False
+    assert f.attach(object()) is False and not f.attached
     assert f.claimed() == frozenset() and f.send([_update("x")]) == set()
+
+
+def test_status_says_how_readouts_are_repriced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbcarbon import frontends as module
+
+    f, kernel = Frontends(), FakeKernel()
+    monkeypatch.setattr(module, "frontends", f)
+    assert module.status_line() is None  # not a kernel: nothing to say
+    f.attach(kernel)
+    assert "readout by readout, paced" in module.status_line()
+    _open(kernel, {"version": 1, "holds": ["a", "b"]})
+    assert module.status_line().startswith("re-pricing: 2 readout(s) held by 1 frontend(s)")
 
 
 # -- a real kernel, jupyter_client playing the extension -------------------------------------
@@ -210,6 +222,9 @@ def test_a_frontend_gets_its_readouts_in_comm_messages_with_the_same_bundles(ker
     got = _updates(via_comm)
     assert all(md["nbcarbon"]["region"]["code"] == "DE" for _, md in got.values())
     _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 1, "ack": 1, "applied": 4}})
+    status = "".join(m["content"].get("text", "") for m in _run(kc, "%carbon status")
+                     if m["msg_type"] == "stream")
+    assert "re-pricing: 4 readout(s) held by 1 frontend(s)" in status, status
 
     # The same prices reached without the frontend: the same bytes, readout by readout.
     _shell(kc, "comm_close", {"comm_id": comm_id, "data": {}})
