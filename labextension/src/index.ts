@@ -2,7 +2,8 @@
  * nbcarbon in JupyterLab 4 and Notebook 7: the footprint records a notebook already carries
  * (`outputs[i].metadata.nbcarbon`, SPEC section 4) shown in the status bar, a side panel and a
  * badge on each measured cell. Reads the notebook model only: no kernel and no server
- * extension needed, so it works on any saved notebook.
+ * extension needed, so it works on any saved notebook. With a kernel that loaded nbcarbon, a
+ * re-price (`%carbon region`, `%carbon pue`) reaches the readouts over a comm (repricer.ts).
  */
 
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
@@ -17,6 +18,7 @@ import { NotebookFootprint } from './footprint';
 import { leafIcon } from './icons';
 import { FootprintPanel, PANEL_ID } from './panel';
 import { AS_RECORDED, isRecorded } from './records';
+import { Repricer } from './repricer';
 import { FootprintStatus } from './statusbar';
 
 const PLUGIN_ID = 'nbcarbon:plugin';
@@ -91,7 +93,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const fp = new NotebookFootprint(nb);
       footprints.set(nb, fp);
       badges.set(nb, new CellBadges(nb, fp, settings));
+      const repricer = new Repricer(nb);
       nb.disposed.connect(() => {
+        repricer.dispose();
         badges.get(nb)?.dispose();
         badges.delete(nb);
         fp.dispose();

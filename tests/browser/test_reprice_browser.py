@@ -1,0 +1,183 @@
+"""Re-pricing through the JupyterLab extension (comm ``nbcarbon.reprice``, protocol in
+nbcarbon/frontends.py and labextension/src/reprice.ts), in a real JupyterLab and Debian's headless
+Chromium (never ``playwright install``).
+
+Four ``%%carbon`` cells run; the extension tells the kernel which readouts the notebook holds;
+``%carbon region`` then re-prices them, the kernel sends the new bundles over the comm, the
+extension writes them into the notebook model and acknowledges. Every readout in the page shows
+the new region, and the saved notebook carries the new prices: region, CO2e (energy x PUE x
+intensity) and the text.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from nbcarbon.intensity import lookup
+from tests.browser._lab import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    jupyterlab,
+    needs_browser,
+    run_all_cells,
+    wait_cells_done,
+    write_notebook,
+)
+from tests.conftest import kernel_env
+
+LABEXTENSION = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "nbcarbon"
+pytestmark = needs_browser(
+    (f"the built extension in {LABEXTENSION} (pip install -e .)", (LABEXTENSION / "package.json").exists()))
+
+CELLS = [
+    "%load_ext nbcarbon",
+    "%%carbon --label first\npass",
+    "%%carbon --label printing\nprint('hello from a measured cell')",
+    "%%carbon --label third\npass",
+    "%%carbon --label fourth\npass",
+]
+READOUTS = 4
+NOTEBOOK = "reprice.ipynb"
+
+#: The readouts in the notebook model: record id -> (region code, text/plain).
+_MODEL_READOUTS_JS = """() => {
+    const model = window.nb.content.model; const found = {};
+    for (let i = 0; i < model.cells.length; i++) {
+        const cell = model.cells.get(i);
+        if (cell.type !== 'code') continue;
+        for (let j = 0; j < cell.outputs.length; j++) {
+            const out = cell.outputs.get(j); const r = out.metadata && out.metadata.nbcarbon;
+            if (r && typeof r.id === 'string' && (r.kind === 'cell' || r.kind === undefined))
+                found[r.id] = [r.region.code, String(out.data['text/plain'])];
+        }
+    }
+    return found; }"""
+
+#: The text of every readout rendered as HTML in the page (the region line ends "· PUE x").
+_SHOWN_READOUTS_JS = """() => [...document.querySelectorAll(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output.jp-RenderedHTMLCommon')]
+    .map(n => n.innerText).filter(t => t.includes('CO2e') && / · PUE /.test(t))"""
+
+#: Run ``code`` in the notebook's kernel outside any cell; its stdout.
+_KERNEL_RUN_JS = """async code => {
+    const kernel = window.nb.sessionContext.session.kernel; let out = '';
+    const future = kernel.requestExecute({code, silent: false, store_history: false});
+    future.onIOPub = msg => {
+        if (msg.header.msg_type === 'stream') out += msg.content.text;
+        if (msg.header.msg_type === 'error') out += msg.content.ename + ': ' + msg.content.evalue;
+    };
+    await future.done;
+    return out; }"""
+
+STATS = "import json, nbcarbon.frontends as f; print(json.dumps(f.stats()))"
+
+
+def _stats(page) -> dict:  # noqa: ANN001 - playwright's Page
+    out = page.evaluate(_KERNEL_RUN_JS, STATS)
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise AssertionError(f"nbcarbon.frontends.stats() printed {out!r}") from None
+
+
+def _wait_stats(page, ok, what: str, timeout_s: float = 60) -> dict:  # noqa: ANN001
+    """Poll the kernel's comm statistics until ``ok(stats)`` (a generous wait, not a timing)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = _stats(page)
+        if ok(stats):
+            return stats
+        assert time.monotonic() < deadline, f"{what}: {stats}"
+        page.wait_for_timeout(250)
+
+
+def _close(a: float, b: float, rel: float = 1e-9) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
+
+
+def test_region_change_reaches_every_readout_over_the_comm_and_is_saved(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "root"
+    root.mkdir()
+    write_notebook(root / NOTEBOOK, CELLS)
+    env = kernel_env(tmp_path)  # priced for SE
+    shots = tmp_path / "shots"
+    shots.mkdir()
+
+    with jupyterlab(root, tmp_path / "lab", env) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
+                    if m.type in ("error", "warning") and "nbcarbon" in m.text else None)
+            run_all_cells(page, url, NOTEBOOK)
+            page.evaluate("() => { window.nb = window.jupyterapp.shell.currentWidget; }")
+            page.wait_for_function(f"() => Object.keys(({_MODEL_READOUTS_JS})()).length === {READOUTS}",
+                                   timeout=120_000)
+            wait_cells_done(page, 120_000)
+            before = page.evaluate(_MODEL_READOUTS_JS)
+            detected = {code for code, _ in before.values()}
+            assert len(detected) == 1, before
+            old = detected.pop()
+            new = "DE" if old != "DE" else "FR"
+            page.wait_for_function(f"() => ({_SHOWN_READOUTS_JS})().length === {READOUTS}", timeout=30_000)
+
+            # The extension told the kernel which readouts it holds (a comm, then its claims).
+            _wait_stats(page, lambda s: s["comms"] >= 1 and s.get("holds", READOUTS) >= READOUTS,
+                        "the extension never claimed the readouts")
+
+            # Re-price: every readout shown and in the model changes, through the comm.
+            page.evaluate(f"""() => {{
+                const nb = window.nb.content; const n = nb.model.cells.length;
+                nb.model.sharedModel.insertCells(n, [{{cell_type: 'code', source: '%carbon region {new}'}}]);
+                nb.activeCellIndex = n; }}""")
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-cell')")
+            page.wait_for_function(
+                f"() => {{ const shown = ({_SHOWN_READOUTS_JS})(); return shown.length === {READOUTS}"
+                f" && shown.every(t => t.includes('region {new} ')); }}", timeout=60_000)
+            wait_cells_done(page, 60_000)
+            stats = _wait_stats(page, lambda s: s["acks"] >= 1 and s["applied"] >= READOUTS,
+                                "the extension never acknowledged the updates")
+            assert stats["comms"] >= 1 and stats["updates_sent"] >= READOUTS, stats
+
+            page.evaluate("window.nb.content.mode = 'command'; window.nb.content.scrollToItem(0, 'start')")
+            page.mouse.move(0, 0)
+            page.wait_for_timeout(500)
+            shot = shots / "reprice-light.png"
+            page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").screenshot(path=str(shot))
+            page.screenshot(path=str(shots / "reprice-window-light.png"))
+            assert shot.stat().st_size > 20_000
+
+            # Saved: the file carries the new prices.
+            assert page.evaluate("window.nb.context.model.dirty")
+            page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
+            page.wait_for_function("() => !window.nb.context.model.dirty", timeout=30_000)
+            assert not problems, problems
+        finally:
+            browser.close()
+
+    saved = json.loads((root / NOTEBOOK).read_text())
+    records = {}
+    for cell in saved["cells"]:
+        for out in cell.get("outputs", []):
+            record = out.get("metadata", {}).get("nbcarbon")
+            if isinstance(record, dict) and record.get("kind", "cell") == "cell":
+                assert out["output_type"] == "display_data", out
+                records[record["id"]] = (record, out)
+    assert set(records) == set(before), (sorted(records), sorted(before))
+    intensity = lookup(new).g_per_kwh
+    for record_id, (record, out) in records.items():
+        region = record["region"]
+        assert region["code"] == new, region
+        assert _close(region["g_per_kwh"], intensity), region
+        expected = record["energy_j"] / 3.6e6 * record["pue"] * region["g_per_kwh"]
+        assert _close(record["co2e_g"], expected), (record["co2e_g"], expected)
+        text = "".join(out["data"]["text/plain"])
+        assert text != before[record_id][1], text
+        assert f"region {new} " in text, text
+        assert f"region {new} " in "".join(out["data"]["text/html"])
