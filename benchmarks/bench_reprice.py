@@ -190,15 +190,77 @@ def table(r: dict) -> str:
 
 
 def run(quick: bool) -> dict:
-    """For ``bench.py``: 2,000 readouts (one burst, under the pacing limit) and 10,000 (paced)."""
+    """For ``bench.py``: 2,000 readouts (one burst, under the pacing limit) and 10,000 (paced),
+    then the same in JupyterLab and Chromium where the test environment has them."""
     repeats = 2 if quick else 3
-    return {"small": measure(2_000, repeats), "large": measure(10_000, repeats)}
+    return {"small": measure(2_000, repeats), "large": measure(10_000, repeats),
+            "browser": browser(1 if quick else 2)}
+
+
+def browser(repeats: int) -> dict:
+    """``bench_reprice_browser.py`` run with the test environment's Python (``.venv``: JupyterLab,
+    Playwright and the built extension, which this benchmark's environment does not install),
+    or why it could not run."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    python = here.parent / ".venv" / "bin" / "python"
+    if not Path("/usr/bin/chromium").exists():
+        return {"skipped": "no /usr/bin/chromium (apt-get install chromium)"}
+    if not python.exists():
+        return {"skipped": "no test environment (.venv: pip install -e '.[test]')"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "browser.json"
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+        proc = subprocess.run([str(python), str(here / "bench_reprice_browser.py"), "--repeats",
+                               str(repeats), "--json", str(out)], capture_output=True, text=True,
+                              env=env, timeout=1800, check=False)
+        if proc.returncode != 0 or not out.exists():
+            tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()][-2:]
+            return {"skipped": f"failed (exit {proc.returncode}): " + " | ".join(tail)}
+        return json.loads(out.read_text())
+
+
+def browser_table(r: dict) -> str:
+    """The page's side of re-pricing (``bench_reprice_browser.py``), with and without the
+    extension."""
+    med = statistics.median
+    rows = ["| JupyterLab 4 + headless Chromium | with nbcarbon's extension | extension disabled |",
+            "|---|---|---|"]
+
+    def row(label: str, key: str) -> None:
+        vals = [med(x[key] for x in r[k]) for k in ("extension", "none")]
+        rows.append(f"| {label} | {vals[0]:.2f} s | {vals[1]:.2f} s |")
+
+    row(f"run the cell that shows {r['readouts']:,} readouts, to the kernel idle", "show_s")
+    row("`%carbon region PL`: every readout in the notebook model re-priced (what a save writes)",
+        "model_s")
+    rendered = r["extension"][0]["rendered"]
+    row(f"… every readout rendered in the page re-priced ({rendered:,}: JupyterLab renders the "
+        "first 50 outputs of a cell until asked for more)", "shown_s")
+    return "\n".join(rows)
 
 
 def render(results: dict) -> str:
     small, r = results["small"], results["large"]
     med = statistics.median
-    return table(r) + (
+    page = results.get("browser")
+    if page and "skipped" not in page:
+        page_text = (
+            "\n\nAs a JupyterLab user sees it (`benchmarks/bench_reprice_browser.py`: a real "
+            "JupyterLab server and Debian's headless Chromium, run with the test environment; "
+            f"{page['readouts']:,} readouts in one cell, because JupyterLab itself took more than "
+            "10 minutes to add 10,000 outputs to one cell here, whoever sends them). From running "
+            "`%carbon region PL` to the last readout re-priced, with nbcarbon's extension and "
+            "with it disabled in the page (then each readout is an `update_display_data`, paced); "
+            "medians of " + str(len(page["extension"])) + " run(s) each:\n\n" + browser_table(page))
+    elif page:
+        page_text = f"\n\nIn a browser: not measured ({page['skipped']})."
+    else:
+        page_text = ""
+    return table(r) + page_text + (
         f"\n\nWith {small['readouts']:,} readouts (under the {MAX_MESSAGES:,} messages that go out "
         f"in one burst): `%carbon region` {med(small['region_s']):.2f} s "
         f"({med(small['region_s']) / small['readouts'] * 1e3:.2f} ms per readout, all in: the "
