@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -75,7 +76,7 @@ def _one(readouts: int, extension: bool, region: str, work: Path) -> dict:
         "%load_ext nbcarbon",
         f"import nbcarbon\nfor _ in range({readouts}):\n    with nbcarbon.track():\n        pass",
     ])
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("NBCARBON_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBCARBON_")}
     env.update(NBCARBON_LEDGER="off", NBCARBON_REGION="SE")
     with jupyterlab(root, work / ("lab-ext" if extension else "lab-noext"), env) as url, \
             sync_playwright() as pw:

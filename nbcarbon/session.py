@@ -491,29 +491,29 @@ class Session:
             if energy_j < 0.0:
                 energy_j = sum(c.energy_j for c in measured.components)
             # Priced here, as Footprint.repriced() would (one construction, not two). Built by
-            # the maker (every field, in order), not the frozen __init__: a third of the bare
-            # window's bookkeeping was its 19 ``object.__setattr__`` calls. Same object.
+            # the maker (every field named, none defaulted), not the frozen __init__: a third of
+            # the bare window's bookkeeping was its 19 ``object.__setattr__`` calls. Same object.
             fp = make_footprint(
-                window.id,  # id
-                cell_id,
-                window.label,
-                execution_count,
-                window.started_at,
-                duration_s,
-                status,
-                tuple(measured.components),
-                energy_j,
-                pue,
-                region,
-                co2e_g(energy_j, pue, region.g_per_kwh),
-                measured.attribution,
-                (tuple(measured.warnings) + tuple(live_warnings) + tuple(extra)
-                 if measured.warnings or live_warnings or extra else ()),  # warnings
-                self._version,  # nbcarbon_version
-                "cell",  # kind
-                SCHEMA,
-                window.parent_id,
-                iterations,
+                id=window.id,
+                cell_id=cell_id,
+                label=window.label,
+                execution_count=execution_count,
+                started_at=window.started_at,
+                duration_s=duration_s,
+                status=status,
+                components=tuple(measured.components),
+                energy_j=energy_j,
+                pue=pue,
+                region=region,
+                co2e_g=co2e_g(energy_j, pue, region.g_per_kwh),
+                attribution=measured.attribution,
+                warnings=(tuple(measured.warnings) + tuple(live_warnings) + tuple(extra)
+                          if measured.warnings or live_warnings or extra else ()),
+                nbcarbon_version=self._version,
+                kind="cell",
+                schema=SCHEMA,
+                parent_id=window.parent_id,
+                iterations=iterations,
             )
             self.records.append(fp)
             self._held.add(fp.id)

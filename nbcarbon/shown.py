@@ -267,8 +267,7 @@ def registry(session: Session) -> Shown:
     if found is None:
         found = _registries[session] = Shown(session)
         # In a kernel, frontends that re-price readouts themselves may now claim them.
-        ipython = sys.modules.get("IPython")
-        kernel = getattr(_shell(ipython) if ipython is not None else None, "kernel", None)
+        kernel = _kernel()
         if kernel is not None:
             frontends.attach(kernel)
     return found
@@ -312,6 +311,11 @@ def in_ipython() -> bool:
 
 def in_kernel() -> bool:
     """True in a Jupyter kernel (where outputs are saved with the notebook)."""
+    return _kernel() is not None
+
+
+def _kernel() -> Any:
+    """The running ipykernel kernel, or ``None`` (a terminal IPython, a script)."""
     ipython = sys.modules.get("IPython")
     shell = _shell(ipython) if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
+    return getattr(shell, "kernel", None)

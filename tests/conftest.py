@@ -28,6 +28,20 @@ def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Any]:
+    """A real ipykernel in :func:`kernel_env`, driven by jupyter_client as a frontend drives it
+    (comm messages and all, which nbclient cannot send); its blocking client."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(tmp_path))
+    try:
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def run_cells(cells: list[str], env: dict[str, str], *, allow_errors: bool = False,
               timeout: int = 120, path: Path | None = None) -> Any:
     """Execute ``cells`` as a notebook in a real ipykernel through nbclient; return the notebook."""

@@ -9,24 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
-from pathlib import Path
 from typing import Any
-
-import pytest
-
-from tests.conftest import kernel_env
-
-
-@pytest.fixture
-def kernel(tmp_path: Path):
-    from jupyter_client.manager import start_new_kernel
-
-    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(tmp_path))
-    try:
-        yield kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def _collect(kc: Any, msg_id: str, timeout: float = 30) -> list[dict]:

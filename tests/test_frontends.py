@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import queue
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nbcarbon.frontends import CHUNK, TARGET, Frontends
-from tests.conftest import kernel_env
 
 
 class FakeComm:
@@ -143,18 +141,6 @@ def test_status_says_how_readouts_are_repriced(monkeypatch: pytest.MonkeyPatch) 
 
 
 # -- a real kernel, jupyter_client playing the extension -------------------------------------
-@pytest.fixture
-def kernel(tmp_path: Path):
-    from jupyter_client.manager import start_new_kernel
-
-    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(tmp_path))
-    try:
-        yield kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-
-
 def _run(kc: Any, code: str, comm_id: str | None = None) -> list[dict]:
     """Execute ``code``; the iopub messages it caused (and comm messages on ``comm_id``, which
     carry no parent of ours), up to the kernel going idle."""
