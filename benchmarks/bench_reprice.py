@@ -131,12 +131,13 @@ def _with_frontend(kc, shown: list[dict], repeats: int) -> dict:
     message received; the comm is closed after, so the measures that follow are as before."""
     import uuid
 
+    from nbcarbon.frontends import TARGET, VERSION
+
     ids = [m["content"]["metadata"]["nbcarbon"]["id"] for m in shown
            if m["msg_type"] == "display_data" and "nbcarbon" in m["content"].get("metadata", {})]
     comm_id = uuid.uuid4().hex
     kc.shell_channel.send(kc.session.msg("comm_open", {
-        "comm_id": comm_id, "target_name": "nbcarbon.reprice",
-        "data": {"version": 1, "holds": ids}}))
+        "comm_id": comm_id, "target_name": TARGET, "data": {"version": VERSION, "holds": ids}}))
     _run(kc, "pass")  # the shell channel is in order: the claims are taken before this runs
     times, comm_msgs, comm_bytes, received, direct = [], 0, 0, 0, 0
     for i in range(repeats):

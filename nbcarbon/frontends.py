@@ -13,16 +13,29 @@ Readouts no frontend has claimed (a console, a client without the extension, rea
 after the re-price began) are updated as before, by display id and paced. A claim is dropped when
 its comm closes (the frontend closed it, its kernel connection changed).
 
-The protocol, version 1 (comm target :data:`TARGET`, opened by the frontend; the extension's
+Each update is sent once, on one comm, and every frontend reads it. Why: the kernel cannot tell
+a live frontend from a dead one. A reloaded page never closes its comm, so the kernel keeps the
+old comm and its claims; sending every comm its own updates would send them once per comm, and
+every client of the kernel receives every comm message (IOPub is broadcast), so each reload
+would multiply the bytes of every later re-price. Instead an update goes on the newest comm that
+claims its record, and every extension applies every update message it sees on its kernel
+connection, whichever comm carries it. At most :data:`FRONTENDS_KEPT` comms are kept: opening
+one more closes the oldest.
+
+The protocol, version 2 (comm target :data:`TARGET`, opened by the frontend; the extension's
 ``labextension/src/repricer.ts`` is the other side):
 
-- frontend -> kernel, in ``comm_open`` or a message: ``{"version": 1, "holds": [record ids]}``:
-  the frontend shows readouts of these records. ``{"version": 1, "drops": [ids]}``: no longer.
-- kernel -> frontend: ``{"version": 1, "seq": n, "updates": [[record id, data, metadata], ...]}``
-  (at most :data:`CHUNK` to a message): write ``data`` and ``metadata`` into every output whose
-  ``metadata["nbcarbon"]["id"]`` is the record id.
-- frontend -> kernel: ``{"version": 1, "ack": n, "applied": k}``: message ``n`` replaced ``k``
-  outputs (counted in :func:`stats`; the kernel never waits for it).
+- frontend -> kernel, in ``comm_open`` or a message: ``{"version": 2, "holds": [record ids]}``:
+  the frontend shows readouts of these records. ``{"version": 2, "drops": [ids]}``: no longer.
+- kernel -> frontends: ``{"version": 2, "target": "nbcarbon.reprice", "seq": n, "updates":
+  [[record id, data, metadata], ...]}`` (at most :data:`CHUNK` to a message, ``seq`` rising
+  across the kernel's comms): every frontend writes ``data`` and ``metadata`` into every output
+  whose ``metadata["nbcarbon"]["id"]`` is the record id, whichever comm carried the message.
+- frontend -> kernel: ``{"version": 2, "ack": n, "applied": k}``: message ``n`` replaced ``k``
+  outputs in that frontend (counted in :func:`stats`; the kernel never waits for it).
+
+Version 1 (each comm sent its own claims' updates) is refused: its frontends' readouts are then
+updated by display id, as for a client without the extension.
 """
 
 from __future__ import annotations
@@ -35,12 +48,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 TARGET = "nbcarbon.reprice"
-VERSION = 1
+VERSION = 2
 #: Updates per comm message: ~1.2 MB of readouts, so 10,000 readouts are 20 messages, far under
 #: the server's message rate limit, and no single message holds a frontend's thread for long.
 CHUNK = 500
 #: The most record ids kept per frontend (the session re-prices at most its last 10,000 records).
 HOLDS_KEPT = 20_000
+#: The most comms kept open: a page reloaded many times leaves a dead comm each time, and each
+#: keeps its claims. More live notebook panels than this on one kernel would close each other's.
+FRONTENDS_KEPT = 32
 
 
 class _Frontend:
@@ -49,7 +65,6 @@ class _Frontend:
     def __init__(self, comm: Any) -> None:
         self.comm = comm
         self.holds: dict[str, None] = {}  # insertion-ordered set: the oldest are dropped first
-        self.seq = 0
 
 
 class Frontends:
@@ -59,6 +74,7 @@ class Frontends:
         self._lock = threading.Lock()
         self._open: dict[str, _Frontend] = {}  # comm id -> frontend
         self._attached_to: object | None = None
+        self._seq = 0  # the last update message's number, across comms
         self._stats = {"opened": 0, "closed": 0, "updates_sent": 0, "messages_sent": 0,
                        "acks": 0, "applied": 0, "refused": 0}
 
@@ -83,8 +99,11 @@ class Frontends:
     def _opened(self, comm: Any, msg: dict[str, Any]) -> None:
         frontend = _Frontend(comm)
         with self._lock:
-            self._open[comm.comm_id] = frontend
+            self._open[comm.comm_id] = frontend  # newest last: send() looks from the end
             self._stats["opened"] += 1
+            oldest = list(self._open.values())[:max(0, len(self._open) - FRONTENDS_KEPT)]
+        for old in oldest:
+            self._drop(old)
         comm.on_msg(self._message)
         comm.on_close(self._closed)
         self._read(frontend, _data(msg))
@@ -131,28 +150,43 @@ class Frontends:
             return frozenset().union(*(f.holds for f in self._open.values()))
 
     def send(self, updates: list[tuple[str, dict[str, str], dict[str, Any]]]) -> set[str]:
-        """Send each frontend the updates of the records it holds; the record ids delivered.
+        """Send each update once, on the newest comm whose frontend holds its record; the record
+        ids delivered.
 
-        A comm that fails to send (its frontend gone in a way the kernel saw) is closed and
-        dropped, and what it held is not in the result, so the caller updates those readouts
-        the usual way.
+        Every frontend applies every update message it sees (see the module docstring), so one
+        copy reaches all of them, and a dead comm's claims cost nothing extra. A comm that fails
+        to send (its frontend gone in a way the kernel saw) is closed and dropped, and an older
+        comm holding the same records carries them instead; what none could carry is not in the
+        result, so the caller updates those readouts the usual way.
         """
         with self._lock:
-            targets = [(f, [u for u in updates if u[0] in f.holds]) for f in self._open.values()]
+            carriers = list(reversed(self._open.values()))
         delivered: set[str] = set()
-        for frontend, mine in targets:
+        left = updates
+        for frontend in carriers:
+            if not left:
+                break
+            holds = frontend.holds
+            mine = [u for u in left if u[0] in holds]
+            if not mine:
+                continue
+            sent: set[str] = set()
             try:
                 for start in range(0, len(mine), CHUNK):
                     chunk = mine[start:start + CHUNK]
-                    frontend.seq += 1
-                    frontend.comm.send({"version": VERSION, "seq": frontend.seq,
+                    with self._lock:
+                        self._seq += 1
+                        seq = self._seq
+                    frontend.comm.send({"version": VERSION, "target": TARGET, "seq": seq,
                                         "updates": [list(u) for u in chunk]})
-                    delivered.update(u[0] for u in chunk)
+                    sent.update(u[0] for u in chunk)
                     with self._lock:
                         self._stats["updates_sent"] += len(chunk)
                         self._stats["messages_sent"] += 1
             except Exception:  # noqa: BLE001 - a broken comm costs its shortcut, not the re-price
                 self._drop(frontend)
+            delivered |= sent
+            left = [u for u in left if u[0] not in sent]
         return delivered
 
     def _drop(self, frontend: _Frontend) -> None:

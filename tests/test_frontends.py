@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nbcarbon.frontends import CHUNK, TARGET, Frontends
+from nbcarbon.frontends import CHUNK, FRONTENDS_KEPT, TARGET, VERSION, Frontends
 
 
 class FakeComm:
@@ -70,40 +70,78 @@ def _update(record_id: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     return (record_id, {"text/plain": f"t{record_id}"}, {"nbcarbon": {"id": record_id}})
 
 
-def test_claims_route_updates_to_the_frontend_that_holds_them() -> None:
+def test_each_update_goes_once_on_the_newest_comm_that_claims_its_record() -> None:
     f, kernel = Frontends(), FakeKernel()
     assert f.attach(kernel) and f.attach(kernel)  # twice: registered once
-    a = _open(kernel, {"version": 1, "holds": ["r1", "r2"]})
-    b = _open(kernel, {"version": 1, "holds": []})
-    b.message({"version": 1, "holds": ["r2", "r3"]})
-    a.message({"version": 1, "drops": ["r1"]})
-    assert f.claimed() == {"r2", "r3"}
-    delivered = f.send([_update(i) for i in ("r1", "r2", "r3", "r4")])
-    assert delivered == {"r2", "r3"}  # r1 dropped, r4 never claimed: the caller sends those
-    assert [u[0] for u in a.sent[0]["updates"]] == ["r2"]
-    assert [u[0] for u in b.sent[0]["updates"]] == ["r2", "r3"]
-    assert a.sent[0]["updates"][0] == ["r2", {"text/plain": "tr2"}, {"nbcarbon": {"id": "r2"}}]
-    assert {a.sent[0]["version"], a.sent[0]["seq"], b.sent[0]["seq"]} == {1}
-    a.message({"version": 1, "ack": 1, "applied": 1})
+    a = _open(kernel, {"version": 2, "holds": ["r1", "r2"]})
+    b = _open(kernel, {"version": 2, "holds": []})
+    b.message({"version": 2, "holds": ["r2", "r3"]})
+    a.message({"version": 2, "holds": ["r5"]})
+    a.message({"version": 2, "drops": ["r1"]})
+    assert f.claimed() == {"r2", "r3", "r5"}
+    delivered = f.send([_update(i) for i in ("r1", "r2", "r3", "r4", "r5")])
+    assert delivered == {"r2", "r3", "r5"}  # r1 dropped, r4 never claimed: the caller sends those
+    # r2 is held by both: it goes once, on the newer comm; every frontend reads every message
+    assert [u[0] for m in b.sent for u in m["updates"]] == ["r2", "r3"]
+    assert [u[0] for m in a.sent for u in m["updates"]] == ["r5"]
+    assert b.sent[0]["updates"][0] == ["r2", {"text/plain": "tr2"}, {"nbcarbon": {"id": "r2"}}]
+    assert {m["version"] for m in a.sent + b.sent} == {VERSION} == {2}
+    assert {m["target"] for m in a.sent + b.sent} == {TARGET}  # how a frontend knows it
+    assert [b.sent[0]["seq"], a.sent[0]["seq"]] == [1, 2]  # one sequence across the comms
+    a.message({"version": 2, "ack": 2, "applied": 1})
     a.on_closed({"content": {"comm_id": a.comm_id}})
     assert f.claimed() == {"r2", "r3"} and f.stats()["comms"] == 1
     s = f.stats()
     assert (s["opened"], s["closed"], s["acks"], s["applied"], s["updates_sent"]) == (2, 1, 1, 1, 3)
+    assert s["messages_sent"] == 2
+
+
+def test_reloaded_pages_do_not_multiply_what_a_reprice_sends() -> None:
+    """A page reloaded three times leaves three comms the kernel cannot tell are dead, each
+    claiming every readout: a re-price still sends each update once."""
+    f, kernel = Frontends(), FakeKernel()
+    f.attach(kernel)
+    ids = [f"r{i}" for i in range(CHUNK + 3)]
+    pages = [_open(kernel, {"version": 2, "holds": ids}) for _ in range(4)]
+    assert f.send([_update(i) for i in ids]) == set(ids)
+    assert [len(p.sent) for p in pages] == [0, 0, 0, 2]  # all on the newest page's comm
+    assert f.stats()["updates_sent"] == len(ids) and f.stats()["messages_sent"] == 2
+
+
+def test_an_older_comm_carries_what_a_broken_newer_one_could_not() -> None:
+    f, kernel = Frontends(), FakeKernel()
+    f.attach(kernel)
+    older = _open(kernel, {"version": 2, "holds": ["r1", "r2"]})
+    newer = _open(kernel, {"version": 2, "holds": ["r2", "r3"]}, FakeComm(fail=True))
+    assert f.send([_update("r1"), _update("r2"), _update("r3")]) == {"r1", "r2"}
+    assert newer.closed and f.stats()["comms"] == 1
+    assert [u[0] for m in older.sent for u in m["updates"]] == ["r1", "r2"]  # r3: nobody else
+    assert f.claimed() == {"r1", "r2"}
+
+
+def test_opening_more_comms_than_kept_closes_the_oldest() -> None:
+    f, kernel = Frontends(), FakeKernel()
+    f.attach(kernel)
+    comms = [_open(kernel, {"version": 2, "holds": [f"r{i}"]}) for i in range(FRONTENDS_KEPT + 2)]
+    assert [c.closed for c in comms[:3]] == [True, True, False]
+    assert f.stats()["comms"] == FRONTENDS_KEPT and f.stats()["closed"] == 2
+    assert f.claimed() == {f"r{i}" for i in range(2, FRONTENDS_KEPT + 2)}
 
 
 def test_many_updates_go_in_chunks_with_rising_sequence_numbers() -> None:
     f, kernel = Frontends(), FakeKernel()
     f.attach(kernel)
     ids = [f"r{i}" for i in range(CHUNK * 2 + 7)]
-    comm = _open(kernel, {"version": 1, "holds": ids})
+    comm = _open(kernel, {"version": 2, "holds": ids})
     assert f.send([_update(i) for i in ids]) == set(ids)
     assert [len(m["updates"]) for m in comm.sent] == [CHUNK, CHUNK, 7]
     assert [m["seq"] for m in comm.sent] == [1, 2, 3]
     assert [u[0] for m in comm.sent for u in m["updates"]] == ids  # in the order given
 
 
-@pytest.mark.parametrize("data", [None, "holds", {"holds": ["x"]}, {"version": 2, "holds": ["x"]},
-                                  {"version": 1, "holds": "x"}, {"version": 1, "holds": [1, None]}])
+@pytest.mark.parametrize("data", [None, "holds", {"holds": ["x"]}, {"version": 1, "holds": ["x"]},
+                                  {"version": 3, "holds": ["x"]}, {"version": 2, "holds": "x"},
+                                  {"version": 2, "holds": [1, None]}])
 def test_messages_of_another_shape_or_version_claim_nothing(data: object) -> None:
     f, kernel = Frontends(), FakeKernel()
     f.attach(kernel)
@@ -116,8 +154,8 @@ def test_messages_of_another_shape_or_version_claim_nothing(data: object) -> Non
 def test_a_comm_that_fails_is_dropped_and_its_records_not_counted_delivered() -> None:
     f, kernel = Frontends(), FakeKernel()
     f.attach(kernel)
-    broken = _open(kernel, {"version": 1, "holds": ["r1"]}, FakeComm(fail=True))
-    working = _open(kernel, {"version": 1, "holds": ["r2"]})
+    broken = _open(kernel, {"version": 2, "holds": ["r1"]}, FakeComm(fail=True))
+    working = _open(kernel, {"version": 2, "holds": ["r2"]})
     assert f.send([_update("r1"), _update("r2")]) == {"r2"}
     assert broken.closed and f.stats()["comms"] == 1 and working.sent
 
@@ -136,7 +174,7 @@ def test_status_says_how_readouts_are_repriced(monkeypatch: pytest.MonkeyPatch) 
     assert module.status_line() is None  # not a kernel: nothing to say
     f.attach(kernel)
     assert "readout by readout, paced" in module.status_line()
-    _open(kernel, {"version": 1, "holds": ["a", "b"]})
+    _open(kernel, {"version": 2, "holds": ["a", "b"]})
     assert module.status_line().startswith("re-pricing: 2 readout(s) held by 1 frontend(s)")
 
 
@@ -194,8 +232,8 @@ def test_a_frontend_gets_its_readouts_in_comm_messages_with_the_same_bundles(ker
     assert len(claimed) == 5
     comm_id = uuid.uuid4().hex
     _shell(kc, "comm_open", {"comm_id": comm_id, "target_name": TARGET,
-                             "data": {"version": 1, "holds": claimed[:3]}})
-    _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 1, "holds": claimed[3:4]}})
+                             "data": {"version": 2, "holds": claimed[:3]}})
+    _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 2, "holds": claimed[3:4]}})
     # Shown after the claims: nobody holds it, so it is updated by display id.
     unclaimed = _readout_ids(_run(kc, "%%carbon\npass"))
     via_comm = _run(kc, "%carbon region DE", comm_id)
@@ -207,7 +245,7 @@ def test_a_frontend_gets_its_readouts_in_comm_messages_with_the_same_bundles(ker
     assert direct == {claimed[4], *unclaimed}  # the unclaimed, and nothing twice
     got = _updates(via_comm)
     assert all(md["nbcarbon"]["region"]["code"] == "DE" for _, md in got.values())
-    _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 1, "ack": 1, "applied": 4}})
+    _shell(kc, "comm_msg", {"comm_id": comm_id, "data": {"version": 2, "ack": 1, "applied": 4}})
     status = "".join(m["content"].get("text", "") for m in _run(kc, "%carbon status")
                      if m["msg_type"] == "stream")
     assert "re-pricing: 4 readout(s) held by 1 frontend(s)" in status, status

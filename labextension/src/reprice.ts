@@ -1,24 +1,31 @@
 /**
- * Re-pricing over a comm (protocol version 1; the kernel's side is nbcarbon/frontends.py): which
- * outputs are readouts, the messages the extension sends, the kernel's update messages read and
- * checked, and a batch of updates written into lists of outputs.
+ * Re-pricing over a comm (protocol version 2; the kernel's side is nbcarbon/frontends.py): which
+ * outputs are readouts, the messages the extension sends, the kernel's update messages recognised,
+ * read and checked, and a batch of updates written into lists of outputs.
  *
  * Pure: no JupyterLab, no DOM. The output lists are anything shaped like JupyterLab's
  * `IOutputAreaModel` (`length`, `get(i)`, `set(i, output)`), so `repricer.ts` passes the notebook's
  * own output models and the tests pass arrays.
  *
  * The protocol:
- *   - the frontend opens comm target `nbcarbon.reprice` with `{version: 1, holds: [record ids]}`,
- *     then sends `{version: 1, holds: [...]}` as readouts appear and `{version: 1, drops: [...]}`
+ *   - the frontend opens comm target `nbcarbon.reprice` with `{version: 2, holds: [record ids]}`,
+ *     then sends `{version: 2, holds: [...]}` as readouts appear and `{version: 2, drops: [...]}`
  *     as they go;
- *   - the kernel sends `{version: 1, seq, updates: [[record id, data, metadata], ...]}`: every
- *     output whose `metadata.nbcarbon.id` is the record id takes the new data and metadata;
- *   - the frontend answers `{version: 1, ack: seq, applied: <outputs replaced>}`.
+ *   - the kernel sends each update once, kernel-wide, as a `comm_msg`
+ *     `{version: 2, target: "nbcarbon.reprice", seq, updates: [[record id, data, metadata], ...]}`
+ *     on one nbcarbon comm (the newest open one that claims the record), not necessarily this
+ *     page's: a reloaded page leaves its comm open in the kernel, and the kernel cannot tell it is
+ *     dead. IOPub reaches every client of the kernel, so every frontend reads every such message
+ *     on its kernel connection's IOPub (`isRepriceMessage` recognises one, whichever comm carries
+ *     it) and every output whose `metadata.nbcarbon.id` is the record id takes the new data and
+ *     metadata. `seq` is kernel-wide and rising;
+ *   - a frontend whose own comm is open (and known to the kernel) answers on that comm
+ *     `{version: 2, ack: seq, applied: <outputs replaced>}`, 0 included.
  */
 
 /** The comm target the kernel registers when `%load_ext nbcarbon` runs. */
 export const TARGET = 'nbcarbon.reprice';
-export const VERSION = 1;
+export const VERSION = 2;
 /** Where a record lives in an output's metadata (as in records.ts). */
 const KEY = 'nbcarbon';
 
@@ -132,13 +139,25 @@ export function ackMessage(seq: number, applied: number): AckMessage {
 }
 
 /**
- * A kernel message read, or why it cannot be: not an object, another version, no integer `seq`,
- * no `updates` list. Malformed entries of `updates` are skipped (counted in `skipped`); of two
+ * Whether a comm message's data is meant for nbcarbon's extension: an object whose `target` is
+ * `TARGET`, whatever its version or shape (`parseUpdates` checks those). Other comms' messages,
+ * which every client sees on IOPub, are not, and are ignored without a word.
+ */
+export function isRepriceMessage(data: unknown): boolean {
+  return isObject(data) && data.target === TARGET;
+}
+
+/**
+ * A kernel message read, or why it cannot be: not an object, not for nbcarbon (no `target`),
+ * another version, no integer `seq`, no `updates` list. Malformed entries of `updates` are skipped (counted in `skipped`); of two
  * updates of one record, the last wins.
  */
 export function parseUpdates(data: unknown): IUpdates | string {
   if (!isObject(data)) {
     return 'not an object';
+  }
+  if (data.target !== TARGET) {
+    return `not for ${TARGET} (target ${JSON.stringify(data.target)})`;
   }
   if (data.version !== VERSION) {
     return `unknown version ${JSON.stringify(data.version)}`;

@@ -1,19 +1,27 @@
 /**
  * Re-pricing through the extension: one `Repricer` per notebook panel tells the panel's kernel
- * which readouts the notebook holds (comm `nbcarbon.reprice`, protocol in reprice.ts), and writes
- * the new bundles the kernel sends into the notebook model, so a region or PUE change reaches
- * 10,000 readouts in a few messages instead of 10,000 rate-limited `update_display_data`, and the
- * saved notebook carries the new prices.
+ * which readouts the notebook holds (comm `nbcarbon.reprice`, protocol version 2 in reprice.ts),
+ * and writes the new bundles the kernel sends into the notebook model, so a region or PUE change
+ * reaches 10,000 readouts in a few messages instead of 10,000 rate-limited `update_display_data`,
+ * and the saved notebook carries the new prices.
  *
  * - The comm is opened when the kernel connection is ready (idle) and the notebook holds readouts,
  *   or when a readout appears and no comm is open. A kernel without nbcarbon loaded closes it at
  *   once; it is then opened again only when the next readout appears.
- * - Nothing more is sent until the kernel has handled the opening message (its future is done):
- *   later messages may travel on a comm subshell (JupyterLab 4.4+, ipykernel 7) and could
- *   otherwise reach the kernel before the comm exists there.
+ * - Nothing more is sent until the kernel has handled the opening message (its future is done, or
+ *   a message came on the comm: the comm's `onMsg` is used for that only): later messages may
+ *   travel on a comm subshell (JupyterLab 4.4+, ipykernel 7) and could otherwise reach the kernel
+ *   before the comm exists there.
  * - New readouts are told in batches (`holds`), at most one message per SETTLE_MS; readouts that
  *   went away (outputs cleared, cells deleted) are told as `drops`.
- * - A restart, a kernel change or a dead kernel forgets the comm and everything told.
+ * - Updates are read from the kernel connection's IOPub (`iopubMessage`), whichever comm carries
+ *   them: the kernel sends each update once, on the newest comm that claims the record, and that
+ *   may be the comm of a page since reloaded (still open in the kernel, which cannot tell it is
+ *   dead); IOPub reaches every client, so this page still gets them. They are applied only there,
+ *   never from `onMsg`, so a message on this page's own comm is applied once. Each is
+ *   acknowledged on this page's comm when it is open and known to the kernel.
+ * - A restart, a kernel change or a dead kernel forgets the comm and everything told; a kernel
+ *   change also moves the IOPub connection to the new kernel.
  */
 
 import type { ISessionContext } from '@jupyterlab/apputils';
@@ -30,6 +38,7 @@ import {
   applyUpdates,
   dropsMessage,
   holdsMessage,
+  isRepriceMessage,
   metadataOf,
   parseUpdates,
   readoutId,
@@ -226,7 +235,9 @@ export class Repricer {
       return;
     }
     this._forget(true);
+    this._kernel?.iopubMessage.disconnect(this._onIOPub, this);
     this._kernel = kernel;
+    kernel?.iopubMessage.connect(this._onIOPub, this);
     this._awaitingReady = kernel !== null;
     if (kernel !== null && kernel.status === 'idle') {
       this._onReady();
@@ -266,7 +277,9 @@ export class Repricer {
     this._opened = false;
     this._holdings.reset();
     this._holdings.markSent(present);
-    comm.onMsg = msg => this._onMessage(comm, msg);
+    // the kernel knows the comm, whatever became of the opening's future; updates are applied
+    // from IOPub (_onIOPub), this message among them
+    comm.onMsg = () => this._onOpened(comm);
     comm.onClose = () => {
       if (this._comm === comm) {
         // the kernel closed it (nbcarbon not loaded there, or unloaded): open again on the next readout
@@ -295,14 +308,21 @@ export class Repricer {
     }
   }
 
-  /** Write a batch of re-priced readouts into the notebook, and acknowledge it. */
-  private _onMessage(comm: Kernel.IComm, msg: KernelMessage.ICommMsgMsg): void {
-    if (this._comm !== comm || this._disposed) {
+  /**
+   * Every IOPub message of the kernel: write a batch of re-priced readouts into the notebook,
+   * whichever comm (this page's or another client's) carried it, and acknowledge it on this
+   * page's comm. Other messages, other comms' included, are none of ours.
+   */
+  private _onIOPub(kernel: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
+    if (kernel !== this._kernel || this._disposed || msg.header.msg_type !== 'comm_msg') {
+      return;
+    }
+    const data = (msg as KernelMessage.ICommMsgMsg<'iopub'>).content.data;
+    if (!isRepriceMessage(data)) {
       return;
     }
     try {
-      this._onOpened(comm); // the kernel knows the comm, whatever became of the opening's future
-      const read = parseUpdates(msg.content.data);
+      const read = parseUpdates(data);
       if (typeof read === 'string') {
         warnOnce(`ignored a re-pricing message from the kernel (${read})`);
         return;
@@ -317,7 +337,10 @@ export class Repricer {
       } finally {
         this._applying = false;
       }
-      comm.send(ackMessage(read.seq, applied));
+      const comm = this._comm;
+      if (comm !== null && this._opened && !comm.isDisposed) {
+        comm.send(ackMessage(read.seq, applied));
+      }
     } catch (reason) {
       warnOnce('could not apply a re-pricing message', reason);
     }

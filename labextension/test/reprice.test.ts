@@ -12,6 +12,7 @@ import {
   applyUpdates,
   dropsMessage,
   holdsMessage,
+  isRepriceMessage,
   metadataOf,
   parseUpdates,
   readoutId,
@@ -67,6 +68,11 @@ function update(id: string, code = 'DE'): [string, Record<string, unknown>, Reco
   ];
 }
 
+/** A kernel's update message (the data of its `comm_msg`). */
+function message(seq: number, updates: unknown[]): Record<string, unknown> {
+  return { version: VERSION, target: TARGET, seq, updates };
+}
+
 describe('which outputs are readouts', () => {
   test('a record with kind cell, or no kind', () => {
     assert.equal(readoutId({ nbcarbon: { id: 'a', kind: 'cell' } }), 'a');
@@ -113,13 +119,47 @@ describe('which outputs are readouts', () => {
 describe('messages', () => {
   test('the frontend sends', () => {
     assert.equal(TARGET, 'nbcarbon.reprice');
-    assert.deepEqual(holdsMessage(['a', 'b']), { version: 1, holds: ['a', 'b'] });
-    assert.deepEqual(dropsMessage(['a']), { version: 1, drops: ['a'] });
-    assert.deepEqual(ackMessage(4, 12), { version: 1, ack: 4, applied: 12 });
+    assert.equal(VERSION, 2);
+    assert.deepEqual(holdsMessage(['a', 'b']), { version: 2, holds: ['a', 'b'] });
+    assert.deepEqual(dropsMessage(['a']), { version: 2, drops: ['a'] });
+    assert.deepEqual(ackMessage(4, 12), { version: 2, ack: 4, applied: 12 });
+    assert.deepEqual(ackMessage(5, 0), { version: 2, ack: 5, applied: 0 }); // nothing held: still an answer
+  });
+
+  test("the kernel's messages are recognised by their target, whatever their version or shape", () => {
+    for (const data of [
+      message(1, [update('a')]),
+      { target: TARGET },
+      { version: 1, target: TARGET, seq: 1, updates: [] },
+      { version: 3, target: TARGET },
+      { target: TARGET, seq: 'x', updates: null }
+    ]) {
+      assert.ok(isRepriceMessage(data), JSON.stringify(data));
+    }
+  });
+
+  test("other comms' messages are not ours, nor a version 1 message (no target)", () => {
+    for (const data of [
+      undefined,
+      null,
+      'nbcarbon.reprice',
+      [TARGET],
+      {},
+      { method: 'update', state: { value: 3 }, buffer_paths: [] }, // an ipywidget's
+      { version: 1, seq: 1, updates: [update('a')] },
+      { version: 2, seq: 1, updates: [update('a')] },
+      { version: 2, target: 'nbcarbon.other', seq: 1, updates: [] },
+      { version: 2, target: ['nbcarbon.reprice'], seq: 1, updates: [] },
+      { version: 2, target: null, seq: 1, updates: [] },
+      { version: 2, nbcarbon: { target: TARGET } }
+    ]) {
+      assert.equal(isRepriceMessage(data), false, JSON.stringify(data));
+      assert.equal(typeof parseUpdates(data), 'string', JSON.stringify(data));
+    }
   });
 
   test('an update message read', () => {
-    const read = parseUpdates({ version: VERSION, seq: 3, updates: [update('a'), update('b')] });
+    const read = parseUpdates(message(3, [update('a'), update('b')]));
     assert.ok(typeof read !== 'string');
     assert.equal(read.seq, 3);
     assert.deepEqual([...read.updates.keys()], ['a', 'b']);
@@ -129,7 +169,8 @@ describe('messages', () => {
 
   test('the last update of a record wins; malformed entries are skipped and counted', () => {
     const read = parseUpdates({
-      version: 1,
+      version: 2,
+      target: TARGET,
       seq: 0,
       updates: [
         update('a', 'PL'),
@@ -153,15 +194,22 @@ describe('messages', () => {
       'x',
       [],
       {},
-      { version: 2, seq: 1, updates: [] },
-      { version: '1', seq: 1, updates: [] },
-      { version: 1, updates: [] },
-      { version: 1, seq: 1.5, updates: [] },
-      { version: 1, seq: 1 },
-      { version: 1, seq: 1, updates: {} }
+      { version: 2, seq: 1, updates: [] }, // no target
+      { version: 1, target: TARGET, seq: 1, updates: [] },
+      { version: 3, target: TARGET, seq: 1, updates: [] },
+      { version: '2', target: TARGET, seq: 1, updates: [] },
+      { target: TARGET, seq: 1, updates: [] },
+      { version: 2, target: TARGET, updates: [] },
+      { version: 2, target: TARGET, seq: 1.5, updates: [] },
+      { version: 2, target: TARGET, seq: '1', updates: [] },
+      { version: 2, target: TARGET, seq: 1 },
+      { version: 2, target: TARGET, seq: 1, updates: {} }
     ]) {
       assert.equal(typeof parseUpdates(data), 'string', JSON.stringify(data));
     }
+    const refused = parseUpdates({ version: 1, target: TARGET, seq: 1, updates: [] });
+    assert.equal(refused, 'unknown version 1');
+    assert.ok(typeof parseUpdates(message(1, [])) !== 'string'); // an empty batch is a batch
   });
 });
 
@@ -169,7 +217,7 @@ describe('applying updates', () => {
   test('every output of an updated record is replaced, in one pass', () => {
     const first = new FakeList([readout('a'), { type: 'stream', metadata: {} }, readout('b')]);
     const second = new FakeList([readout('c'), readout('a')]);
-    const read = parseUpdates({ version: 1, seq: 1, updates: [update('a'), update('c'), update('zz')] });
+    const read = parseUpdates(message(1, [update('a'), update('c'), update('zz')]));
     assert.ok(typeof read !== 'string');
     assert.equal(applyUpdates([first, second], read.updates), 3);
     assert.deepEqual(first.sets, [0]);
@@ -215,7 +263,7 @@ describe('applying updates', () => {
       Array.from({ length: 100 }, (_, i) => readout(`r${c * 100 + i}`))
     ).map(items => new FakeList(items));
     const updates = Array.from({ length: 10_000 }, (_, i) => update(`r${i}`));
-    const read = parseUpdates({ version: 1, seq: 9, updates });
+    const read = parseUpdates(message(9, updates));
     assert.ok(typeof read !== 'string');
     assert.equal(applyUpdates(lists, read.updates), 10_000);
     assert.ok(lists.every(l => l.sets.length === 100));
