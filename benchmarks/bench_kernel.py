@@ -41,6 +41,8 @@ _DISPLAY_SETUP = """
 from IPython.display import display as _d
 _bundle = {{"text/plain": "t" * {plain}, "text/html": "h" * {html}}}
 _meta = {{"x": "v" * {meta}}}
+def _noop():
+    pass
 def _show():
     _d(_bundle, raw=True, metadata=_meta)
 _pub = get_ipython().display_pub
@@ -117,9 +119,10 @@ def measure(cells: int, history: bool = True) -> dict[str, float]:
         _run(kc, _DISPLAY_SETUP.format(**sizes))
         _run(kc, _READS_SETUP)
         meters = _meters(kc)
-        plain, magic, shown, sent, reads = [], [], [], [], []
+        plain, magic, shown, sent, reads, call = [], [], [], [], [], []
         for _ in range(cells):
             plain.append(_run(kc, "pass"))
+            call.append(_run(kc, "_noop()"))
             magic.append(_run(kc, "%%carbon\npass"))
             shown.append(_run(kc, "_show()"))
             sent.append(_run(kc, "_send()"))
@@ -128,11 +131,12 @@ def measure(cells: int, history: bool = True) -> dict[str, float]:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     p, m, d = statistics.median(plain), statistics.median(magic), statistics.median(shown)
-    f, fr = statistics.median(sent), statistics.median(reads)
+    f, fr, fc = statistics.median(sent), statistics.median(reads), statistics.median(call)
     return {"cells": cells, "plain_ms": p * 1e3, "carbon_ms": m * 1e3, "overhead_ms": (m - p) * 1e3,
             "display_ms": d * 1e3, "display_overhead_ms": (d - p) * 1e3,
             "send_ms": f * 1e3, "send_overhead_ms": (f - p) * 1e3,
             "reads_ms": fr * 1e3, "reads_overhead_ms": (fr - p) * 1e3, "meters": meters,
+            "call_ms": fc * 1e3, "call_overhead_ms": (fc - p) * 1e3,
             "plain_min": min(plain) * 1e3, "plain_max": max(plain) * 1e3, "sizes": sizes,
             "carbon_min": min(magic) * 1e3, "carbon_max": max(magic) * 1e3}
 
@@ -151,6 +155,9 @@ def table(r: dict[str, float]) -> str:
         f"| for scale: a cell (no nbcarbon) that displays an output of the readout's size "
         f"({_size_text(r)}) with IPython's `display` | "
         f"{r['display_ms']:.2f} ms | +{r['display_overhead_ms']:.2f} ms over the empty cell |",
+        *([f"| for scale: a cell that calls a function that does nothing (`_noop()`) | "
+           f"{r['call_ms']:.2f} ms | +{r['call_overhead_ms']:.2f} ms over the empty cell |"]
+          if "call_ms" in r else []),
         *([f"| the floor: a cell (no nbcarbon) that sends one `display_data` message of that size "
            f"through the kernel's session, nothing else | {r['send_ms']:.2f} ms | "
            f"+{r['send_overhead_ms']:.2f} ms over the empty cell |"] if "send_ms" in r else []),
@@ -183,7 +190,8 @@ def render(r: dict[str, float]) -> str:
             "flushes only a stream that holds output (`nbcarbon/shown.py`), so its whole overhead, "
             "record and readout included, can be below that of a plain `display`. The last row is the "
             "floor of any readout delivered: the same message sent the way nbcarbon sends it, with "
-            "no record, no meters and no rendering. The last row adds what any tool that measures "
+            "no record, no meters and no rendering; that cell calls a function to send it, which "
+            "costs what the `_noop()` row costs. The last row adds what any tool that measures "
             "the cell must also do: IPython's cell hooks, as nbcarbon's, reading the meters "
             "nbcarbon reads at both ends of the cell. What `%%carbon` costs beyond that row is "
             "nbcarbon's own work: the window's bookkeeping, the record, and the readout's text "
