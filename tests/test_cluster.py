@@ -225,7 +225,7 @@ def test_a_slow_worker_is_named_missing_within_the_timeout(separate, tmp_path: P
     finally:
         collector.detach()
         s.close()
-    assert elapsed < TIMEOUT_S + 1.0
+    assert elapsed < TIMEOUT_S + 2.0  # the timeout, not the 4 s block (margin for a busy machine)
     assert any("dask worker b missing" in w and "no answer within" in w for w in fp.warnings), fp.warnings
     assert [c.device for c in fp.components if c.device.startswith("dask:")] == ["dask:a/package-0"]
 
@@ -246,7 +246,7 @@ def test_a_worker_killed_mid_window_is_named_missing(separate, tmp_path: Path) -
     finally:
         collector.detach()
         s.close()
-    assert elapsed < TIMEOUT_S + 1.0
+    assert elapsed < TIMEOUT_S + 2.0  # the timeout, not a hang (margin for a busy machine)
     assert any(w.startswith("dask worker b missing at the window's end") for w in fp.warnings), fp.warnings
     assert "dask:a/package-0" in {c.device for c in fp.components}
 

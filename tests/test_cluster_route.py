@@ -125,7 +125,7 @@ def test_a_slow_worker_behind_a_remote_scheduler_is_named_missing_within_the_tim
     finally:
         collector.detach()
         s.close()
-    assert elapsed < TIMEOUT_S + 1.0
+    assert elapsed < TIMEOUT_S + 2.0  # the timeout, not the 4 s block (margin for a busy machine)
     assert any("dask worker b missing" in w and "no answer within" in w for w in fp.warnings), fp.warnings
     assert set(after.readings) == set(addresses_by_name(client).values()), after
 

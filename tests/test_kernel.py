@@ -43,7 +43,9 @@ def test_measured_cell_keeps_its_result_and_gets_a_record(env, tmp_path: Path) -
     (rec,) = records_of(cell)
     check_record(rec)
     assert rec["status"] == "ok" and rec["label"] == "loop"
-    assert abs(rec["duration_s"] - 1.5) / 1.5 < 0.10
+    # The window holds the 1.5 s loop (same clock), plus the cell's own start: a busy machine
+    # may add a little, never take away.
+    assert 1.5 - 1e-3 <= rec["duration_s"] < 1.5 + 1.0
     assert rec["execution_count"] == cell.execution_count
     assert rec["region"]["code"] == "SE" and rec["region"]["chosen_by"] == "env:NBCARBON_REGION"
     # A cell magic's body ran in the user's namespace, as without the magic.
