@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nbcarbon.intensity import lookup
@@ -114,68 +116,74 @@ def _wait_region_shown(page, code: str, timeout_ms: int = 60_000) -> None:  # no
         f" && shown.every(t => t.includes('region {code} ')); }}", timeout=timeout_ms)
 
 
-def _close(a: float, b: float, rel: float = 1e-9) -> bool:
-    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
-
-
-def test_region_change_reaches_every_readout_over_the_comm_and_is_saved(tmp_path: Path) -> None:
+@contextmanager
+def _lab(tmp_path: Path) -> Iterator[tuple[str, object, Path]]:
+    """JupyterLab serving a fresh copy of the notebook (``tmp_path/root``, priced for SE) and
+    Debian's Chromium: ``(url, browser, folder for screenshots)``."""
     from playwright.sync_api import sync_playwright
 
     root = tmp_path / "root"
     root.mkdir()
     write_notebook(root / NOTEBOOK, CELLS)
-    env = kernel_env(tmp_path)  # priced for SE
     shots = tmp_path / "shots"
     shots.mkdir()
-
-    with jupyterlab(root, tmp_path / "lab", env) as url, sync_playwright() as pw:
+    with jupyterlab(root, tmp_path / "lab", kernel_env(tmp_path)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            problems: list[str] = []
-            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
-                    if m.type in ("error", "warning") and "nbcarbon" in m.text else None)
-            run_all_cells(page, url, NOTEBOOK)
-            page.evaluate("() => { window.nb = window.jupyterapp.shell.currentWidget; }")
-            page.wait_for_function(f"() => Object.keys(({_MODEL_READOUTS_JS})()).length === {READOUTS}",
-                                   timeout=120_000)
-            wait_cells_done(page, 120_000)
-            before = page.evaluate(_MODEL_READOUTS_JS)
-            detected = {code for code, _ in before.values()}
-            assert len(detected) == 1, before
-            old = detected.pop()
-            new = "DE" if old != "DE" else "FR"
-            page.wait_for_function(f"() => ({_SHOWN_READOUTS_JS})().length === {READOUTS}", timeout=30_000)
-
-            # The extension told the kernel which readouts it holds (a comm, then its claims).
-            _wait_stats(page, lambda s: s["comms"] >= 1 and s.get("holds", READOUTS) >= READOUTS,
-                        "the extension never claimed the readouts")
-
-            # Re-price: every readout shown and in the model changes, through the comm.
-            _run_new_cell(page, f"%carbon region {new}")
-            _wait_region_shown(page, new)
-            wait_cells_done(page, 60_000)
-            stats = _wait_stats(page, lambda s: s["acks"] >= 1 and s["applied"] >= READOUTS,
-                                "the extension never acknowledged the updates")
-            assert stats["comms"] >= 1 and stats["updates_sent"] >= READOUTS, stats
-
-            page.evaluate("window.nb.content.mode = 'command'; window.nb.content.scrollToItem(0, 'start')")
-            page.mouse.move(0, 0)
-            page.wait_for_timeout(500)
-            shot = shots / "reprice-light.png"
-            page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").screenshot(path=str(shot))
-            page.screenshot(path=str(shots / "reprice-window-light.png"))
-            assert shot.stat().st_size > 20_000
-
-            # Saved: the file carries the new prices.
-            assert page.evaluate("window.nb.context.model.dirty")
-            page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
-            page.wait_for_function("() => !window.nb.context.model.dirty", timeout=30_000)
-            assert not problems, problems
+            yield url, browser, shots
         finally:
             browser.close()
 
-    saved = json.loads((root / NOTEBOOK).read_text())
+
+def _close(a: float, b: float, rel: float = 1e-9) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
+
+
+def test_region_change_reaches_every_readout_over_the_comm_and_is_saved(tmp_path: Path) -> None:
+    with _lab(tmp_path) as (url, browser, shots):
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
+                if m.type in ("error", "warning") and "nbcarbon" in m.text else None)
+        run_all_cells(page, url, NOTEBOOK)
+        page.evaluate("() => { window.nb = window.jupyterapp.shell.currentWidget; }")
+        page.wait_for_function(f"() => Object.keys(({_MODEL_READOUTS_JS})()).length === {READOUTS}",
+                               timeout=120_000)
+        wait_cells_done(page, 120_000)
+        before = page.evaluate(_MODEL_READOUTS_JS)
+        detected = {code for code, _ in before.values()}
+        assert len(detected) == 1, before
+        old = detected.pop()
+        new = "DE" if old != "DE" else "FR"
+        page.wait_for_function(f"() => ({_SHOWN_READOUTS_JS})().length === {READOUTS}", timeout=30_000)
+
+        # The extension told the kernel which readouts it holds (a comm, then its claims).
+        _wait_stats(page, lambda s: s["comms"] >= 1 and s.get("holds", READOUTS) >= READOUTS,
+                    "the extension never claimed the readouts")
+
+        # Re-price: every readout shown and in the model changes, through the comm.
+        _run_new_cell(page, f"%carbon region {new}")
+        _wait_region_shown(page, new)
+        wait_cells_done(page, 60_000)
+        stats = _wait_stats(page, lambda s: s["acks"] >= 1 and s["applied"] >= READOUTS,
+                            "the extension never acknowledged the updates")
+        assert stats["comms"] >= 1 and stats["updates_sent"] >= READOUTS, stats
+
+        page.evaluate("window.nb.content.mode = 'command'; window.nb.content.scrollToItem(0, 'start')")
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(500)
+        shot = shots / "reprice-light.png"
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").screenshot(path=str(shot))
+        page.screenshot(path=str(shots / "reprice-window-light.png"))
+        assert shot.stat().st_size > 20_000
+
+        # Saved: the file carries the new prices.
+        assert page.evaluate("window.nb.context.model.dirty")
+        page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
+        page.wait_for_function("() => !window.nb.context.model.dirty", timeout=30_000)
+        assert not problems, problems
+
+    saved = json.loads((tmp_path / "root" / NOTEBOOK).read_text())
     records = {}
     for cell in saved["cells"]:
         for out in cell.get("outputs", []):
@@ -202,95 +210,82 @@ def test_after_a_reload_each_update_is_sent_once_and_reaches_every_live_page(tmp
     a third comm. A re-price run from the first tab sends each readout's update once, on the
     newest comm (the second tab's), not once per comm; both live pages apply every update, the
     first from a comm that is not its own, and both acknowledge."""
-    from playwright.sync_api import sync_playwright
+    with _lab(tmp_path) as (url, browser, shots):
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
+        page = context.new_page()
+        problems: list[str] = []
 
-    root = tmp_path / "root"
-    root.mkdir()
-    write_notebook(root / NOTEBOOK, CELLS)
-    env = kernel_env(tmp_path)  # priced for SE
-    shots = tmp_path / "shots"
-    shots.mkdir()
+        def watch(p, name: str) -> None:  # noqa: ANN001 - playwright's Page
+            p.on("console", lambda m: problems.append(f"{name} {m.type}: {m.text}")
+                 if m.type in ("error", "warning") and "nbcarbon" in m.text else None)
 
-    with jupyterlab(root, tmp_path / "lab", env) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1400})
-            page = context.new_page()
-            problems: list[str] = []
+        watch(page, "first")
+        run_all_cells(page, url, NOTEBOOK)
+        page.evaluate("() => { window.nb = window.jupyterapp.shell.currentWidget; }")
+        page.wait_for_function(f"() => Object.keys(({_MODEL_READOUTS_JS})()).length === {READOUTS}",
+                               timeout=120_000)
+        wait_cells_done(page, 120_000)
+        _wait_stats(page, lambda s: s["comms"] == 1 and s["holds"] == READOUTS,
+                    "the extension never claimed the readouts")
+        # Saved, so the reloaded page has the readouts (and no unsaved changes to ask about).
+        page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
+        page.wait_for_function("() => !window.nb.context.model.dirty", timeout=30_000)
 
-            def watch(p, name: str) -> None:  # noqa: ANN001 - playwright's Page
-                p.on("console", lambda m: problems.append(f"{name} {m.type}: {m.text}")
-                     if m.type in ("error", "warning") and "nbcarbon" in m.text else None)
+        # Reload: the old page's comm is never closed, so the kernel keeps it and its claims.
+        page.reload(timeout=60_000)
+        _open_notebook_page(page)
+        before = page.evaluate(_MODEL_READOUTS_JS)
+        detected = {code for code, _ in before.values()}
+        assert len(detected) == 1, before
+        old = detected.pop()
+        new = "DE" if old != "DE" else "FR"
+        _wait_region_shown(page, old, 30_000)
+        _wait_stats(page, lambda s: s["comms"] == 2 and s["holds"] == 2 * READOUTS,
+                    "the reloaded page never claimed the readouts beside the old comm")
 
-            watch(page, "first")
-            run_all_cells(page, url, NOTEBOOK)
-            page.evaluate("() => { window.nb = window.jupyterapp.shell.currentWidget; }")
-            page.wait_for_function(f"() => Object.keys(({_MODEL_READOUTS_JS})()).length === {READOUTS}",
-                                   timeout=120_000)
-            wait_cells_done(page, 120_000)
-            _wait_stats(page, lambda s: s["comms"] == 1 and s["holds"] == READOUTS,
-                        "the extension never claimed the readouts")
-            # Saved, so the reloaded page has the readouts (and no unsaved changes to ask about).
-            page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
-            page.wait_for_function("() => !window.nb.context.model.dirty", timeout=30_000)
+        # A second tab on the same notebook: the newest comm, so it carries the updates.
+        other = context.new_page()
+        watch(other, "second")
+        other.goto(f"{url}/lab/tree/{NOTEBOOK}", timeout=60_000)
+        _open_notebook_page(other)
+        claimed = _wait_stats(page, lambda s: s["comms"] == 3 and s["holds"] == 3 * READOUTS,
+                              "the second tab never claimed the readouts")
+        assert claimed["opened"] == 3 and claimed["closed"] == 0, claimed
+        for p in (page, other):
+            p.evaluate(_SEEN_JS)
 
-            # Reload: the old page's comm is never closed, so the kernel keeps it and its claims.
-            page.reload(timeout=60_000)
-            _open_notebook_page(page)
-            before = page.evaluate(_MODEL_READOUTS_JS)
-            detected = {code for code, _ in before.values()}
-            assert len(detected) == 1, before
-            old = detected.pop()
-            new = "DE" if old != "DE" else "FR"
-            _wait_region_shown(page, old, 30_000)
-            _wait_stats(page, lambda s: s["comms"] == 2 and s["holds"] == 2 * READOUTS,
-                        "the reloaded page never claimed the readouts beside the old comm")
+        # Re-price from the first tab.
+        page.bring_to_front()
+        _run_new_cell(page, f"%carbon region {new}")
+        _wait_region_shown(page, new)
+        _wait_region_shown(other, new)
+        wait_cells_done(page, 60_000)
+        after = _wait_stats(page, lambda s: s["acks"] >= claimed["acks"] + 2,
+                            "the two live pages never both acknowledged the updates")
+        assert after["updates_sent"] - claimed["updates_sent"] == READOUTS, (claimed, after)
+        assert after["applied"] - claimed["applied"] == 2 * READOUTS, (claimed, after)
+        assert after["comms"] == 3, after
+        # The first tab applied updates that came on a comm of another page.
+        seen_first, seen_other = page.evaluate("window.seen"), other.evaluate("window.seen")
+        assert seen_first and [m[:3] for m in seen_first] == [m[:3] for m in seen_other], (
+            seen_first, seen_other)
+        assert sum(n for _, _, n, _ in seen_first) == READOUTS, seen_first
+        assert not any(own for *_, own in seen_first), seen_first  # not the first tab's comm
+        assert all(own for *_, own in seen_other), seen_other  # the second tab's own
+        for p in (page, other):
+            model = p.evaluate(_MODEL_READOUTS_JS)
+            assert set(model) == set(before), (sorted(model), sorted(before))
+            for record_id, (code, text) in model.items():
+                assert code == new, (record_id, code)
+                assert f"region {new} " in text and text != before[record_id][1], text
 
-            # A second tab on the same notebook: the newest comm, so it carries the updates.
-            other = context.new_page()
-            watch(other, "second")
-            other.goto(f"{url}/lab/tree/{NOTEBOOK}", timeout=60_000)
-            _open_notebook_page(other)
-            claimed = _wait_stats(page, lambda s: s["comms"] == 3 and s["holds"] == 3 * READOUTS,
-                                  "the second tab never claimed the readouts")
-            assert claimed["opened"] == 3 and claimed["closed"] == 0, claimed
-            for p in (page, other):
-                p.evaluate(_SEEN_JS)
-
-            # Re-price from the first tab.
-            page.bring_to_front()
-            _run_new_cell(page, f"%carbon region {new}")
-            _wait_region_shown(page, new)
-            _wait_region_shown(other, new)
-            wait_cells_done(page, 60_000)
-            after = _wait_stats(page, lambda s: s["acks"] >= claimed["acks"] + 2,
-                                "the two live pages never both acknowledged the updates")
-            assert after["updates_sent"] - claimed["updates_sent"] == READOUTS, (claimed, after)
-            assert after["applied"] - claimed["applied"] == 2 * READOUTS, (claimed, after)
-            assert after["comms"] == 3, after
-            # The first tab applied updates that came on a comm of another page.
-            seen_first, seen_other = page.evaluate("window.seen"), other.evaluate("window.seen")
-            assert seen_first and [m[:3] for m in seen_first] == [m[:3] for m in seen_other], (
-                seen_first, seen_other)
-            assert sum(n for _, _, n, _ in seen_first) == READOUTS, seen_first
-            assert not any(own for *_, own in seen_first), seen_first  # not the first tab's comm
-            assert all(own for *_, own in seen_other), seen_other  # the second tab's own
-            for p in (page, other):
-                model = p.evaluate(_MODEL_READOUTS_JS)
-                assert set(model) == set(before), (sorted(model), sorted(before))
-                for record_id, (code, text) in model.items():
-                    assert code == new, (record_id, code)
-                    assert f"region {new} " in text and text != before[record_id][1], text
-
-            page.evaluate("window.nb.content.mode = 'command'; window.nb.content.scrollToItem(0, 'start')")
-            page.mouse.move(0, 0)
-            page.wait_for_timeout(500)
-            shot = shots / "reprice-after-reload.png"
-            page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").screenshot(path=str(shot))
-            assert shot.stat().st_size > 20_000
-            assert not problems, problems
-        finally:
-            browser.close()
+        page.evaluate("window.nb.content.mode = 'command'; window.nb.content.scrollToItem(0, 'start')")
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(500)
+        shot = shots / "reprice-after-reload.png"
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").screenshot(path=str(shot))
+        assert shot.stat().st_size > 20_000
+        assert not problems, problems
 
 
 #: Records, in the page, every nbcarbon update message its kernel connection sees on IOPub:
