@@ -234,6 +234,7 @@ def status_line() -> str | None:
     if not s["comms"]:
         return ("re-pricing: readout by readout, paced (no frontend holds the readouts; "
                 "nbcarbon's JupyterLab extension does)")
-    return (f"re-pricing: {s['holds']} readout(s) held by {s['comms']} frontend(s) "
+    held = len(frontends.claimed())  # each readout once, however many pages hold it
+    return (f"re-pricing: {held} readout(s) held by {s['comms']} frontend(s) "
             "(nbcarbon's JupyterLab extension), updated in a few messages; the rest readout by "
             "readout")

@@ -176,6 +176,8 @@ def test_status_says_how_readouts_are_repriced(monkeypatch: pytest.MonkeyPatch) 
     assert "readout by readout, paced" in module.status_line()
     _open(kernel, {"version": 2, "holds": ["a", "b"]})
     assert module.status_line().startswith("re-pricing: 2 readout(s) held by 1 frontend(s)")
+    _open(kernel, {"version": 2, "holds": ["b", "a"]})  # the same notebook in a second tab
+    assert module.status_line().startswith("re-pricing: 2 readout(s) held by 2 frontend(s)")
 
 
 # -- a real kernel, jupyter_client playing the extension -------------------------------------
