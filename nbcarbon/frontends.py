@@ -166,8 +166,9 @@ class Frontends:
         for frontend in carriers:
             if not left:
                 break
-            holds = frontend.holds
-            mine = [u for u in left if u[0] in holds]
+            with self._lock:  # claims may arrive on a comm subshell meanwhile
+                holds = frontend.holds
+                mine = [u for u in left if u[0] in holds]
             if not mine:
                 continue
             sent: set[str] = set()
