@@ -149,8 +149,8 @@ export function isRepriceMessage(data: unknown): boolean {
 
 /**
  * A kernel message read, or why it cannot be: not an object, not for nbcarbon (no `target`),
- * another version, no integer `seq`, no `updates` list. Malformed entries of `updates` are skipped (counted in `skipped`); of two
- * updates of one record, the last wins.
+ * another version, no integer `seq`, no `updates` list. Malformed entries of `updates` are
+ * skipped (counted in `skipped`); of two updates of one record, the last wins.
  */
 export function parseUpdates(data: unknown): IUpdates | string {
   if (!isObject(data)) {
