@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -731,14 +732,36 @@ def new_id() -> str:
     """A random (version 4) UUID in hex, as ``uuid.uuid4().hex`` gives it.
 
     Why not ``uuid``: importing it costs ~2 ms (it imports ``platform``) and each id ~3 us, on
-    every window; this is one ``os.urandom`` call.
+    every window. Why not one ``os.urandom`` call per id: that call lets go of the interpreter
+    lock for its system call, and in a kernel the IOPub thread, busy with the cell's first
+    messages, takes it then; taking it back cost 0.06-0.09 ms a measured cell (section 3b of
+    ``benchmarks/RESULTS.md``). So ids are made :data:`_IDS_PER_DRAW` at a time from one call,
+    and a cell takes one from the pool. The pool is emptied in a forked child (its ids are the
+    parent's too), and ``deque.popleft`` hands each id to one thread only.
     """
-    n = int.from_bytes(os.urandom(16), "big")
-    return f"{(n & _UUID_CLEAR) | _UUID_SET:032x}"
+    try:
+        return _ids.popleft()
+    except IndexError:
+        _draw_ids()
+        return new_id()
 
 
+#: Ids made per ``os.urandom`` call (16 random bytes each).
+_IDS_PER_DRAW = 64
+_ids: deque[str] = deque()
 _UUID_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)  # version and variant bits
 _UUID_SET = (0x4 << 76) | (0x2 << 62)
+
+
+def _draw_ids() -> None:
+    """Put :data:`_IDS_PER_DRAW` fresh random ids into the pool."""
+    data = os.urandom(16 * _IDS_PER_DRAW)
+    _ids.extend(f"{(int.from_bytes(data[i:i + 16], 'big') & _UUID_CLEAR) | _UUID_SET:032x}"
+                for i in range(0, len(data), 16))
+
+
+if hasattr(os, "register_at_fork"):  # a forked child must not repeat its parent's next ids
+    os.register_at_fork(after_in_child=_ids.clear)
 _second: tuple[int, str] = (-1, "")  # the last whole UTC second formatted, and its text
 
 

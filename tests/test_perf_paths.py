@@ -287,6 +287,25 @@ def test_timeline_points_are_named_tuples_with_the_fields_plots_read() -> None:
     assert Sampler([], interval_s=60.0).sample().power_w == ()  # no meters: the clock's time
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_never_takes_the_ids_its_parent_takes_next() -> None:
+    new_id()  # the pool holds ids now: a child that kept them would repeat the parent's
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, "".join(new_id() for _ in range(3)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+    os.waitpid(pid, 0)
+    parent = "".join(new_id() for _ in range(3))
+    assert len(child) == len(parent) == 96
+    assert not {child[i:i + 32] for i in range(0, 96, 32)} & {parent[i:i + 32] for i in range(0, 96, 32)}
+
+
 def test_ids_are_version_4_uuids_and_start_times_match_datetime() -> None:
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
@@ -438,3 +457,63 @@ def test_the_pacer_lets_bursts_through_and_spreads_long_runs(monkeypatch: pytest
     for _ in range(10):
         pacer.wait()
     assert len(slept) == 1
+
+
+# -- the full readout's templates ----------------------------------------------------------------
+
+def _footprints_of_every_shape() -> list[Footprint]:
+    """Records crossing what the readout's template keeps (components, shares, region line,
+    warnings) with what it fills in (title, numbers), text that is markup or format syntax
+    included."""
+    from itertools import product
+
+    from nbcarbon import intensity
+    from nbcarbon.footprint import Share
+    from nbcarbon.session import priced
+
+    regions = [priced(intensity.lookup(code), "magic") for code in ("SE", "PL", "DE")]
+    parts = [
+        Component("cpu", "package-0", "rapl-counter", 12.5, 25.0),
+        Component("gpu", "GPU 0 <A100> {x}", "nvml-power", 1e-9, 0.001,
+                  Share("gpu-utilization", 0.25, 4e-9)),
+        Component("memory", "process tree", "memory-model", 0.0, 0.0),
+        Component("dram", "{0}", "rapl-counter", float("inf"), 1e12,
+                  Share("cpu-time", 1.0, float("inf"))),
+    ]
+    other_package = Component("cpu", "package-1", "rapl-counter", 2.0, 4.0)  # a key of its own
+    shapes = [(), parts[:1], [other_package], parts[1:3], parts]
+    out = []
+    for i, (comps, region, label, warnings, pue, status) in enumerate(product(
+            shapes, regions, [None, "a<b>&'\"{x}", "{}{0}{", "x" * 200],
+            [(), ("meter {failed} <b>", "a & b")], [1.0, 1.58, -0.0], ["ok", "interrupted"])):
+        energy = sum(c.energy_j for c in comps)
+        out.append(Footprint(
+            id=f"{i:032x}", cell_id=None, label=label, execution_count=i % 3 or None,
+            started_at="2026-01-01T00:00:00.000+00:00", duration_s=[0.0, 0.5, 75.0, 4000.0][i % 4],
+            status=status, components=tuple(comps), energy_j=energy, pue=pue, region=region,
+            co2e_g=[0.0, 2e-4, 3.5, 1.2e4][i % 4], attribution="machine", warnings=warnings,
+            nbcarbon_version="0.1.0"))
+    return out
+
+
+def test_the_templated_full_readout_says_what_text_and_html_say_character_for_character() -> None:
+    from nbcarbon import readout
+
+    records = _footprints_of_every_shape()
+    for fp in records + records:  # the second time from the templates kept
+        data, metadata = readout.mimebundle(fp)
+        assert data == {"text/plain": readout.text(fp), "text/html": readout.html(fp)}
+        assert metadata == {readout.METADATA_KEY: fp.to_dict()}
+
+
+def test_the_readout_templates_kept_are_bounded_and_start_again_when_full() -> None:
+    from nbcarbon import readout
+
+    records = _footprints_of_every_shape()
+    for fp in records:
+        readout.mimebundle(fp)
+        assert 0 < len(readout._TEMPLATES) <= readout._TEMPLATES_KEPT
+    shapes = {(readout._region_line(fp), fp.warnings,
+               *[(c.component, c.device, c.method, c.share is None) for c in fp.components])
+              for fp in records}
+    assert len(shapes) > readout._TEMPLATES_KEPT  # so the cache was full and started again
