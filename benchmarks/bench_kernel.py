@@ -1,6 +1,6 @@
 """``%%carbon``'s per-cell cost in a real ipykernel, as a notebook user pays it.
 
-Run: ``.venv/bin/python benchmarks/bench_kernel.py [--cells 400]``
+Run: ``.venv/bin/python benchmarks/bench_kernel.py [--cells 600]``
 
 The InteractiveShell measure (``bench_window.py``) isolates nbcarbon's own work; this one adds
 everything a kernel does with it: the readout's ``display_data`` message with its record, sent
@@ -73,6 +73,41 @@ get_ipython().events.register("pre_run_cell", _floor_pre)
 get_ipython().events.register("post_run_cell", _floor_post)
 """
 
+#: For scale, not a floor: the least a tool could call a readout of a measured cell. Hooks like
+#: the floor's, on cells marked ``#minimal``, that also take an id and the start time, make a
+#: dict record (times, energy and power per meter, a price) and one line of text and HTML, and
+#: send them as ``_send`` does. What it leaves out is what nbcarbon's readout and record carry
+#: (the table per component with how each number was obtained, the region and PUE, the window
+#: tree, warnings, shares) and what its session keeps (records to re-price, display ids, pacing).
+_MINIMAL_SETUP = """
+import time as _t, os as _os
+from html import escape as _esc
+_min_begin = None
+def _min_pre(info):
+    global _min_begin
+    if info.raw_cell.startswith("#minimal"):
+        _min_begin = (_t.time(), _t.monotonic(),
+                      tuple(_m.read_with_anomalies()[0] for _m in _floor_meters))
+def _min_post(result):
+    if not result.info.raw_cell.startswith("#minimal"):
+        return
+    ends = tuple(_m.read_with_anomalies()[0] for _m in _floor_meters)
+    d = _t.monotonic() - _min_begin[1]
+    comps = [{"component": m.channel.component, "method": m.channel.method, "energy_j": b - a,
+              "mean_power_w": (b - a) / d if d > 0 else 0.0}
+             for m, a, b in zip(_floor_meters, _min_begin[2], ends)]
+    energy = sum(c["energy_j"] for c in comps)
+    record = {"id": _os.urandom(16).hex(), "started_at": _min_begin[0], "duration_s": d,
+              "energy_j": energy, "co2e_g": energy * 41.0 / 3.6e6, "components": comps}
+    text = f"{energy:.3g} J · {record['co2e_g'] * 1000:.3g} mg CO2e · {d:.2f} s"
+    _pub.session.send(_pub.pub_socket, "display_data",
+                      {"data": {"text/plain": text, "text/html": "<div>" + _esc(text) + "</div>"},
+                       "metadata": {"x": record}, "transient": {"display_id": record["id"]}},
+                      parent=_pub.parent_header, ident=_pub.topic)
+get_ipython().events.register("pre_run_cell", _min_pre)
+get_ipython().events.register("post_run_cell", _min_post)
+"""
+
 
 def _meters(kc) -> str:
     """What the kernel's session reads at a boundary, for the table (e.g. ``cpu (CPU-time model)``)."""
@@ -118,8 +153,12 @@ def measure(cells: int, history: bool = True) -> dict[str, float]:
         sizes = _readout_sizes(kc)
         _run(kc, _DISPLAY_SETUP.format(**sizes))
         _run(kc, _READS_SETUP)
+        _run(kc, _MINIMAL_SETUP)
+        for _ in range(30):  # warm up the other paths too
+            _run(kc, "#floor\npass")
+            _run(kc, "#minimal\npass")
         meters = _meters(kc)
-        plain, magic, shown, sent, reads, call = [], [], [], [], [], []
+        plain, magic, shown, sent, reads, call, minimal = [], [], [], [], [], [], []
         for _ in range(cells):
             plain.append(_run(kc, "pass"))
             call.append(_run(kc, "_noop()"))
@@ -127,16 +166,19 @@ def measure(cells: int, history: bool = True) -> dict[str, float]:
             shown.append(_run(kc, "_show()"))
             sent.append(_run(kc, "_send()"))
             reads.append(_run(kc, "#floor\npass"))
+            minimal.append(_run(kc, "#minimal\npass"))
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     p, m, d = statistics.median(plain), statistics.median(magic), statistics.median(shown)
     f, fr, fc = statistics.median(sent), statistics.median(reads), statistics.median(call)
+    fm = statistics.median(minimal)
     return {"cells": cells, "plain_ms": p * 1e3, "carbon_ms": m * 1e3, "overhead_ms": (m - p) * 1e3,
             "display_ms": d * 1e3, "display_overhead_ms": (d - p) * 1e3,
             "send_ms": f * 1e3, "send_overhead_ms": (f - p) * 1e3,
             "reads_ms": fr * 1e3, "reads_overhead_ms": (fr - p) * 1e3, "meters": meters,
             "call_ms": fc * 1e3, "call_overhead_ms": (fc - p) * 1e3,
+            "minimal_ms": fm * 1e3, "minimal_overhead_ms": (fm - p) * 1e3,
             "plain_min": min(plain) * 1e3, "plain_max": max(plain) * 1e3, "sizes": sizes,
             "carbon_min": min(magic) * 1e3, "carbon_max": max(magic) * 1e3}
 
@@ -165,6 +207,10 @@ def table(r: dict[str, float]) -> str:
            f"hooks that also read the meters nbcarbon reads ({meters}) at both ends of the cell; "
            f"no record, no readout rendered | {r['reads_ms']:.2f} ms | "
            f"+{r['reads_overhead_ms']:.2f} ms over the empty cell |"] if "reads_ms" in r else []),
+        *([f"| for scale, not a floor: a minimal readout, from hooks as in the row above that also "
+           f"make a dict record (times, energy and power per meter, a price) and one line of text "
+           f"and HTML | {r['minimal_ms']:.2f} ms | +{r['minimal_overhead_ms']:.2f} ms over the "
+           f"empty cell |"] if "minimal_ms" in r else []),
     ])
 
 
@@ -179,7 +225,7 @@ def _size_text(r: dict) -> str:
 
 def run(quick: bool) -> dict[str, float]:
     """For ``bench.py``: the measure at its usual size."""
-    return measure(200 if quick else 400)
+    return measure(600 if quick else 1000)
 
 
 def render(r: dict[str, float]) -> str:
@@ -202,7 +248,7 @@ def render(r: dict[str, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cells", type=int, default=400)
+    parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--no-history", action="store_true",
                         help="turn IPython's SQLite history off in the kernel (isolates its share)")
     args = parser.parse_args()
