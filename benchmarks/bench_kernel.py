@@ -229,21 +229,25 @@ def run(quick: bool) -> dict[str, float]:
 
 
 def render(r: dict[str, float]) -> str:
-    return (table(r) + "\n\nThe row before last is a cell without nbcarbon that displays a bundle of "
+    return (table(r) + "\n\nThe rows, in order. A cell without nbcarbon that displays a bundle of "
             "the readout's size with IPython's `display`, which flushes stdout and stderr first "
             "(in ipykernel each flush is a round trip to the IOPub thread, whether or not anything "
-            "was printed). nbcarbon sends its readout as the same `display_data` message but "
+            "was printed); nbcarbon sends its readout as the same `display_data` message but "
             "flushes only a stream that holds output (`nbcarbon/shown.py`), so its whole overhead, "
-            "record and readout included, can be below that of a plain `display`. The last row is the "
-            "floor of any readout delivered: the same message sent the way nbcarbon sends it, with "
-            "no record, no meters and no rendering; that cell calls a function to send it, which "
-            "costs what the `_noop()` row costs. The last row adds what any tool that measures "
-            "the cell must also do: IPython's cell hooks, as nbcarbon's, reading the meters "
-            "nbcarbon reads at both ends of the cell. What `%%carbon` costs beyond that row is "
-            "nbcarbon's own work: the window's bookkeeping, the record, and the readout's text "
-            "and HTML. That work runs once per cell after the kernel's own code has filled the "
-            "processor's caches, so it costs several times what the same calls cost in a hot "
-            "loop (section 3).")
+            "record and readout included, can be below that of a plain `display`. A cell that "
+            "calls a function doing nothing: what the next cell pays to call its `_send()`. The "
+            "floor: the same message sent the way nbcarbon sends it, with no record, no meters and "
+            "no rendering. The floor with the meters adds what any tool that measures the cell "
+            "must also do: IPython's cell hooks, as nbcarbon's, reading the meters nbcarbon reads "
+            "at both ends of the cell, with no call in the cell. What `%%carbon` costs beyond that "
+            "row is nbcarbon's own work: the window's bookkeeping, the record, and the readout's "
+            "text and HTML. That work runs once per cell after the kernel's own code has filled "
+            "the processor's caches, so it costs several times what the same calls cost in a hot "
+            "loop (section 3). The minimal readout is for scale: the same hooks also make a dict "
+            "record (times, energy and power per meter, a price) and one line of text and HTML, "
+            "the least a tool could call a readout; nbcarbon's readout also says per component "
+            "how each number was obtained, with the region, PUE and warnings, and its session "
+            "keeps every record to re-price, nest and total.")
 
 
 def main() -> None:
