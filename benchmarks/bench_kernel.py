@@ -83,6 +83,7 @@ _MINIMAL_SETUP = """
 import time as _t, os as _os
 from html import escape as _esc
 _min_begin = None
+_min_g_per_kwh = _api.default_session().region.g_per_kwh  # priced as the session prices
 def _min_pre(info):
     global _min_begin
     if info.raw_cell.startswith("#minimal"):
@@ -98,7 +99,7 @@ def _min_post(result):
              for m, a, b in zip(_floor_meters, _min_begin[2], ends)]
     energy = sum(c["energy_j"] for c in comps)
     record = {"id": _os.urandom(16).hex(), "started_at": _min_begin[0], "duration_s": d,
-              "energy_j": energy, "co2e_g": energy * 41.0 / 3.6e6, "components": comps}
+              "energy_j": energy, "co2e_g": energy * _min_g_per_kwh / 3.6e6, "components": comps}
     text = f"{energy:.3g} J · {record['co2e_g'] * 1000:.3g} mg CO2e · {d:.2f} s"
     _pub.session.send(_pub.pub_socket, "display_data",
                       {"data": {"text/plain": text, "text/html": "<div>" + _esc(text) + "</div>"},

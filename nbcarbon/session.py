@@ -735,9 +735,9 @@ def new_id() -> str:
     every window. Why not one ``os.urandom`` call per id: that call lets go of the interpreter
     lock for its system call, and in a kernel the IOPub thread, busy with the cell's first
     messages, takes it then; taking it back cost a measured cell 0.02-0.09 ms (three A/B runs
-    in one kernel, 200 to 800 cells each). So ids are made :data:`_IDS_PER_DRAW` at a time from one call,
-    and a cell takes one from the pool. The pool is emptied in a forked child (its ids are the
-    parent's too), and ``deque.popleft`` hands each id to one thread only.
+    in one kernel, 200 to 800 cells each). So ids are made :data:`_IDS_PER_DRAW` at a time from
+    one call, and a cell takes one from the pool. The pool is emptied in a forked child (its ids
+    are the parent's too), and ``deque.popleft`` hands each id to one thread only.
     """
     try:
         return _ids.popleft()
