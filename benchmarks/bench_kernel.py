@@ -1,6 +1,6 @@
 """``%%carbon``'s per-cell cost in a real ipykernel, as a notebook user pays it.
 
-Run: ``.venv/bin/python benchmarks/bench_kernel.py [--cells 600]``
+Run: ``.venv/bin/python benchmarks/bench_kernel.py [--cells 600] [--ledger]``
 
 The InteractiveShell measure (``bench_window.py``) isolates nbcarbon's own work; this one adds
 everything a kernel does with it: the readout's ``display_data`` message with its record, sent
@@ -184,6 +184,102 @@ def measure(cells: int, history: bool = True) -> dict[str, float]:
             "carbon_min": min(magic) * 1e3, "carbon_max": max(magic) * 1e3}
 
 
+#: What the ledger kernel reports of its writer: records written, transactions, and the writer
+#: thread's own CPU time (its clock, so the cell's thread is not counted). ``_settle()`` ends a
+#: block: with the ledger on it waits for the writer to have written every record so far.
+_LEDGER_SETUP = """
+import time as _t, nbcarbon.api as _api
+_w = _api.default_ledger()
+def _settle():
+    if _w is not None:
+        _w.flush()
+def _writer_stats():
+    _w.flush()
+    cpu = _t.clock_gettime(_t.pthread_getcpuclockid(_w._thread.ident))
+    print(_w.written, _w.batches, cpu)
+"""
+
+
+def _printed(kc, code: str) -> str:
+    msg_id = kc.execute(code)
+    text = ""
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return text.strip()
+
+
+def measure_ledger(cells: int, block: int = 10) -> dict[str, float]:
+    """The history ledger's cost when cells run back to back (Run All, ``nbcarbon run``).
+
+    The ledger is on by default; the other measures turn it off, as CodeCarbon's file is. Its
+    writer is a thread, so its cost lands in whichever cell runs when it writes: it is measured
+    as the time of whole blocks of ``block`` pairs (an empty cell, then one under ``%%carbon``),
+    in two kernels in turn, one with the ledger off and one with it on. Each block ends with a
+    cell that waits until the writer has written every record of the block (``_settle()``; in
+    the kernel without a ledger it does nothing), so each block carries all of its own writes
+    and none of them lands in the other kernel's block.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nbcarbon-bench-ledger-") as tmp:
+        kernels = {}
+        try:
+            for name, ledger in (("off", "off"), ("on", os.path.join(tmp, "ledger.sqlite3"))):
+                env = dict(os.environ, NBCARBON_LEDGER=ledger, NBCARBON_REGION="SE")
+                kernels[name] = start_new_kernel(kernel_name="python3", env=env)
+            for _, kc in kernels.values():
+                _run(kc, "%load_ext nbcarbon")
+                _run(kc, _LEDGER_SETUP)
+                for _ in range(30):
+                    _run(kc, "pass")
+                    _run(kc, "%%carbon\npass")
+                _run(kc, "_settle()")
+            kc_on = kernels["on"][1]
+            written0, batches0, cpu0 = map(float, _printed(kc_on, "_writer_stats()").split())
+            per_pair: dict[str, list[float]] = {"off": [], "on": []}
+            for i in range(max(1, cells // block)):
+                for name in (("off", "on") if i % 2 == 0 else ("on", "off")):
+                    kc = kernels[name][1]
+                    t0 = time.perf_counter()
+                    for _ in range(block):
+                        _run(kc, "pass")
+                        _run(kc, "%%carbon\npass")
+                    _run(kc, "_settle()")
+                    per_pair[name].append((time.perf_counter() - t0) / block)
+            written1, batches1, cpu1 = map(float, _printed(kc_on, "_writer_stats()").split())
+        finally:
+            for km, kc in kernels.values():
+                kc.stop_channels()
+                km.shutdown_kernel(now=True)
+    records = written1 - written0
+    off, on = statistics.mean(per_pair["off"]), statistics.mean(per_pair["on"])
+    return {"cells": block * len(per_pair["on"]), "block": block,
+            "pair_off_ms": off * 1e3, "pair_on_ms": on * 1e3, "cost_ms": (on - off) * 1e3,
+            "records": records, "batches": batches1 - batches0,
+            "writer_cpu_us": (cpu1 - cpu0) * 1e6 / records if records else float("nan")}
+
+
+def ledger_table(r: dict[str, float]) -> str:
+    return "\n".join([
+        "| the history ledger (on by default), cells back to back | value |",
+        "|---|---|",
+        f"| a pair of cells (empty, then `%%carbon`), ledger off | {r['pair_off_ms']:.2f} ms |",
+        f"| the same pair, ledger on | {r['pair_on_ms']:.2f} ms |",
+        f"| **the ledger's cost per measured cell** ({int(r['cells'])} pairs each, blocks of "
+        f"{int(r['block'])} in turn, each ending when its records are written; means) | "
+        f"**{r['cost_ms']:+.2f} ms** |",
+        f"| records written per transaction | {r['records'] / max(r['batches'], 1):.1f} "
+        f"({int(r['records'])} in {int(r['batches'])}) |",
+        f"| the writer thread's CPU per record (JSON and SQLite, off the cell's thread) | "
+        f"{r['writer_cpu_us']:.0f} µs |",
+    ])
+
+
 def table(r: dict[str, float]) -> str:
     meters = r.get("meters") or "the kernel's"
     return "\n".join([
@@ -225,8 +321,10 @@ def _size_text(r: dict) -> str:
 
 
 def run(quick: bool) -> dict[str, float]:
-    """For ``bench.py``: the measure at its usual size."""
-    return measure(600 if quick else 1000)
+    """For ``bench.py``: the measure at its usual size, and the ledger's cost beside it."""
+    result = measure(600 if quick else 1000)
+    result["ledger"] = measure_ledger(600 if quick else 1000)
+    return result
 
 
 def render(r: dict[str, float]) -> str:
@@ -248,7 +346,21 @@ def render(r: dict[str, float]) -> str:
             "record (times, energy and power per meter, a price) and one line of text and HTML, "
             "the least a tool could call a readout; nbcarbon's readout also says per component "
             "how each number was obtained, with the region, PUE and warnings, and its session "
-            "keeps every record to re-price, nest and total.")
+            "keeps every record to re-price, nest and total." + _ledger_text(r.get("ledger")))
+
+
+def _ledger_text(r: dict[str, float] | None) -> str:
+    if not r:
+        return ""
+    return ("\n\n" + ledger_table(r) + "\n\nThe rows above turn the history ledger off, as "
+            "CodeCarbon's file is off in the peers' rows; a notebook has it on. Its writer is a "
+            "thread (`nbcarbon/ledger.py`): a record costs the cell a put on a queue, and the "
+            "JSON and SQLite are the thread's. That work still lands in whichever cell runs when "
+            "it writes, so it is measured here as whole blocks of cells, with the ledger on and "
+            "off in two kernels in turn (`measure_ledger`). While cells keep coming the writer "
+            "lingers between writes instead of waiting on the queue, so a record wakes no thread "
+            "and the records of a tenth of a second share one transaction; ending a block with "
+            "the writer's flush makes its last transaction smaller than that.")
 
 
 def main() -> None:
@@ -256,8 +368,12 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--no-history", action="store_true",
                         help="turn IPython's SQLite history off in the kernel (isolates its share)")
+    parser.add_argument("--ledger", action="store_true",
+                        help="also measure the history ledger's cost (two kernels, blocks in turn)")
     args = parser.parse_args()
     print(table(measure(args.cells, history=not args.no_history)))
+    if args.ledger:
+        print(_ledger_text(measure_ledger(args.cells)))
 
 
 if __name__ == "__main__":

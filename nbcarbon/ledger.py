@@ -2,11 +2,16 @@
 
 Why this shape:
 - A cell must not wait for a disk. :class:`LedgerWriter` takes records through a queue (a put costs
-  microseconds) and one daemon thread writes them, committing each batch at once, a few ms after
-  the cell. A kernel killed with SIGKILL therefore loses at most the records of the last few ms.
-- Waking a thread costs the cell more than the write itself (the GIL changes hands while the cell
-  is finishing: about 0.1 ms). So the writer, once woken, lingers :data:`LINGER_S` before writing:
-  a burst of quick cells (``nbcarbon run``, auto mode) is one wake-up and one transaction.
+  microseconds) and one daemon thread writes them, committing each batch at once, at most
+  :data:`LINGER_S` (a tenth of a second) after the cell. A kernel killed with SIGKILL loses at
+  most the records of about that last tenth of a second.
+- A cell must not pay for the thread either. Waking it costs the cell more than the write itself
+  (the GIL changes hands while the cell is finishing), and a write lands in whatever cell runs
+  then. So the writer, once woken by a record, lingers :data:`LINGER_S` before writing, and after
+  writing lingers again instead of waiting on the queue: while cells keep coming (``nbcarbon run``,
+  auto mode, Run All) their puts wake nothing, and they share one transaction per
+  :data:`LINGER_S`. Only a linger with nothing new sends it back to waiting, where it costs
+  nothing while the kernel is idle. :meth:`LedgerWriter.flush` and ``close`` cut a linger short.
 - Several kernels share one file: WAL journal, one short ``BEGIN IMMEDIATE`` transaction per batch,
   and a busy timeout, so concurrent writers wait their turn instead of failing.
 - History must never break a cell: a corrupt file is moved aside and a new one started, an
@@ -27,6 +32,7 @@ caller supplies. ``sqlite3`` is imported here only, and only when a ledger is op
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import queue
@@ -61,7 +67,9 @@ WHERE = "`nbcarbon status` shows where"
 SOURCES = ("magic", "auto", "track", "loop", "run")
 GROUPINGS = ("notebook", "day")
 BUSY_TIMEOUT_S = 10.0
-LINGER_S = 0.005
+#: How long the writer gathers records before a write, and how long a quiet spell must be before
+#: it waits on the queue again (module docstring).
+LINGER_S = 0.1
 THREAD_NAME = "nbcarbon-ledger"
 
 _SCHEMA = """
@@ -174,8 +182,12 @@ class HistoryRow:
 
 def notebook_name(value: object) -> str | None:
     """The base name of a notebook path (POSIX or Windows), so no directory ever reaches a row."""
-    if not isinstance(value, str):
-        return None
+    return _base_name(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=32)
+def _base_name(value: str) -> str | None:
+    """Kept per path: every record's row asks, on the cell's path, for the same one or two."""
     name = re.split(r"[\\/]", value.strip())[-1].strip()
     try:  # a file name that is not UTF-8 reaches Python as lone surrogates, which SQLite refuses
         name.encode("utf-8")
@@ -438,12 +450,17 @@ class LedgerWriter:
         self.path = path
         self.written = 0
         self.dropped = 0
+        #: Transactions written, and whether the thread sleeps on the queue now (a record would
+        #: wake it) rather than lingering: what tests and benchmarks check of the batching.
+        self.batches = 0
+        self.waiting = False
         #: True once the file at ``path`` proved not to be nbcarbon's: nothing more is tried.
         self.refused = False
         self.problems: list[str] = []
         self._notify = notify
         self._warned: set[str] = set()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._urgent = threading.Event()  # set by flush() and close(): end the linger now
         self._thread: threading.Thread | None = None
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
@@ -465,6 +482,7 @@ class LedgerWriter:
             return True
         done = threading.Event()
         self._queue.put(done)
+        self._urgent.set()
         return done.wait(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -477,6 +495,7 @@ class LedgerWriter:
         atexit.unregister(self.close)
         if thread is not None:
             self._queue.put(_STOP)
+            self._urgent.set()
             thread.join(timeout_s)
 
     @property
@@ -493,24 +512,34 @@ class LedgerWriter:
 
     # -- the thread's side -------------------------------------------------------------------
     def _run(self) -> None:
+        queue_, urgent = self._queue, self._urgent
         try:
             while True:
-                batch = [self._queue.get()]
-                if isinstance(batch[0], Entry):
-                    time.sleep(LINGER_S)  # let a burst of cells join this transaction
+                self.waiting = True
+                batch = [queue_.get()]  # asleep, at no cost, until the first record after a lull
+                self.waiting = False
                 while True:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                entries = [e for e in batch if isinstance(e, Entry)]
-                if entries:
-                    self._write(entries)
-                for item in batch:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                if any(item is _STOP for item in batch):
-                    return
+                    # Gather for LINGER_S: the records of a burst of cells join one transaction,
+                    # and their puts find no thread waiting on the queue to wake.
+                    if not urgent.is_set():
+                        urgent.wait(LINGER_S)
+                    urgent.clear()
+                    while True:
+                        try:
+                            batch.append(queue_.get_nowait())
+                        except queue.Empty:
+                            break
+                    entries = [e for e in batch if isinstance(e, Entry)]
+                    if entries:
+                        self._write(entries)
+                    for item in batch:
+                        if isinstance(item, threading.Event):
+                            item.set()
+                    if any(item is _STOP for item in batch):
+                        return
+                    if not entries:
+                        break  # a quiet linger: the cells have stopped coming
+                    batch = []
         finally:
             if self._ledger is not None:
                 self._ledger.close()
@@ -528,6 +557,7 @@ class LedgerWriter:
                     self._ledger = Ledger.open(self.path)
                 self._ledger.write(entries)
                 self.written += len(entries)
+                self.batches += 1
                 return
             except LedgerRefused as exc:
                 self._refuse(exc, len(entries))

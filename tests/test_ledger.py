@@ -123,6 +123,61 @@ def test_writer_commits_promptly_and_stops_its_thread(tmp_path: Path) -> None:
     assert not writer.running and len(rows_of(path)) == 1
 
 
+def _until(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def test_a_burst_of_records_wakes_the_writer_once_and_shares_its_transactions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While records keep coming the thread lingers instead of waiting on the queue, so their puts
+    wake nothing and one transaction takes them all; a quiet linger puts it back to sleep.
+
+    A linger of 30 s makes the order certain on any machine: only flush() ends one early.
+    """
+    import nbcarbon.ledger
+
+    monkeypatch.setattr(nbcarbon.ledger, "LINGER_S", 30.0)
+    writer = LedgerWriter(tmp_path / "ledger.sqlite3")
+    writer.submit([Entry(footprint(0), "magic", None)])  # starts the thread, which wakes for it
+    assert _until(lambda: writer._queue.empty() and not writer.waiting)  # took it: lingering
+    for i in range(1, 50):
+        writer.submit([Entry(footprint(i), "auto", None)])
+        assert not writer.waiting  # lingering: the put found nobody to wake
+    assert writer.batches == 0
+    assert writer.flush()
+    assert (writer.written, writer.batches) == (50, 1)
+    # After the write it lingers again: a record now joins the next transaction without a wake.
+    assert not writer.waiting
+    writer.submit([Entry(footprint(50), "auto", None)])
+    assert not writer.waiting and writer.written == 50
+    assert writer.flush()
+    assert (writer.written, writer.batches) == (51, 2)
+    writer.close()
+    assert len(rows_of(tmp_path / "ledger.sqlite3")) == 51
+
+
+def test_an_idle_writer_sleeps_on_the_queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One linger with nothing new and the thread waits on the queue again: idle costs nothing,
+    and the next record (after the lull) wakes it and is written within the linger."""
+    import nbcarbon.ledger
+
+    monkeypatch.setattr(nbcarbon.ledger, "LINGER_S", 0.01)
+    path = tmp_path / "ledger.sqlite3"
+    writer = LedgerWriter(path)
+    writer.submit([Entry(footprint(0), "magic", None)])
+    assert _until(lambda: writer.written == 1 and writer.waiting)
+    writer.submit([Entry(footprint(1), "magic", None)])
+    assert _until(lambda: writer.written == 2 and writer.waiting)
+    assert writer.batches == 2
+    writer.close()
+    assert not writer.running and len(rows_of(path)) == 2
+
+
 def test_corrupt_file_is_moved_aside_with_one_warning(tmp_path: Path) -> None:
     from tests.reliability.test_ledger_ownership import corrupt_marked_ledger
 
