@@ -110,10 +110,9 @@ get_ipython().events.register("post_run_cell", _min_post)
 """
 
 
-def _meters(kc) -> str:
-    """What the kernel's session reads at a boundary, for the table (e.g. ``cpu (CPU-time model)``)."""
-    msg_id = kc.execute("print('; '.join(f'{c.component} ({c.method})' for c in "
-                        "(m.channel for m in _floor_meters)))")
+def _printed(kc, code: str) -> str:
+    """What ``code`` prints in the kernel (its stream output, stripped)."""
+    msg_id = kc.execute(code)
     text = ""
     while True:
         msg = kc.get_iopub_msg(timeout=30)
@@ -123,6 +122,12 @@ def _meters(kc) -> str:
             text += msg["content"]["text"]
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             return text.strip()
+
+
+def _meters(kc) -> str:
+    """What the kernel's session reads at a boundary, for the table (e.g. ``cpu (CPU-time model)``)."""
+    return _printed(kc, "print('; '.join(f'{c.component} ({c.method})' for c in "
+                        "(m.channel for m in _floor_meters)))")
 
 
 def _readout_sizes(kc) -> dict[str, int]:
@@ -198,19 +203,6 @@ def _writer_stats():
     cpu = _t.clock_gettime(_t.pthread_getcpuclockid(_w._thread.ident))
     print(_w.written, _w.batches, cpu)
 """
-
-
-def _printed(kc, code: str) -> str:
-    msg_id = kc.execute(code)
-    text = ""
-    while True:
-        msg = kc.get_iopub_msg(timeout=30)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream":
-            text += msg["content"]["text"]
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return text.strip()
 
 
 def measure_ledger(cells: int, block: int = 10) -> dict[str, float]:
