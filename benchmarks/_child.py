@@ -57,9 +57,11 @@ def main() -> None:
 
     sys.path.insert(0, here)
     if mode == "cells":  # nbcarbon only: %%carbon in a real IPython shell, readout included
-        from cell_overhead import cell_overhead
+        from cell_overhead import SWEEP_MB, cell_overhead
 
         result.update(cell_overhead(n, history=False))
+        cold = cell_overhead(max(1, n // 2), history=False, sweep_mb=SWEEP_MB)
+        result.update({f"cold_{k}": v for k, v in cold.items()}, sweep_mb=SWEEP_MB)
         _write(out, result)
         return
     from peers import IMPORTS, adapter

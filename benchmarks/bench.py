@@ -270,8 +270,17 @@ def targets(results: dict) -> str:
                    f"window's bookkeeping, the record, and the readout's text and HTML. They take "
                    f"about {kern['overhead_ms'] - reads:.2f} ms here. In a hot loop the same work "
                    f"takes a few tens of µs (section 3); in a kernel it runs once per cell, after "
-                   f"IPython, ZeroMQ and the event loop have filled the processor's caches with "
-                   f"their own code, and costs several times that (section 3b).")
+                   f"IPython, ZeroMQ, the event loop and the client have filled the processor's "
+                   f"caches with their own code and data, and costs several times that.")
+            shell = ((results.get("window") or {}).get("shell") or {}).get("nbcarbon") or {}
+            if "cold_overhead_ms" in shell:
+                why += (f" Section 3 measures that: in an `InteractiveShell` (no kernel, no "
+                        f"message), the whole of `%%carbon` costs {shell['overhead_ms']:.2f} ms "
+                        f"over an empty cell, and {shell['cold_overhead_ms']:.2f} ms when "
+                        f"{shell['sweep_mb']} MB of other memory is written before each cell, so "
+                        f"that no cell finds its code and data in the caches (the empty cell "
+                        f"itself goes from {shell['plain_ms']:.2f} to "
+                        f"{shell['cold_plain_ms']:.2f} ms).")
             if kern.get("minimal_overhead_ms") is not None:
                 minimal = kern["minimal_overhead_ms"]
                 why += (f" For scale: a minimal readout (the same hooks also making a dict record "
