@@ -78,7 +78,7 @@ def main() -> None:
         result.update(ms=(t2 - t0) * 1e3, start_ms=(t1 - t0) * 1e3, stop_ms=(t2 - t1) * 1e3)
     elif mode == "window":
         a.open()
-        for _ in range(max(3, n // 20)):  # warm-up pairs, not timed
+        for _ in range(max(20, n // 5)):  # warm-up pairs, not timed
             a.begin()
             a.end()
         begins, ends = [], []

@@ -24,9 +24,16 @@ WINDOW_TOOLS = ("nbcarbon", "nbcarbon-rapl", "nbcarbon-bare", "codecarbon", "car
                 "zeus")
 
 
+#: Fresh processes per tool. Why many: on this machine one process's windows all cost about
+#: the same, but at one of two levels some 1.6x apart, for every tool alike (pinned to either
+#: core, any hash seed); with three processes a tool's median was whichever level two of them
+#: drew, enough to turn a comparison around. Ten short rounds let each tool draw both levels.
+ROUNDS = 10
+
+
 def run(quick: bool, fake_root) -> dict:
     pairs = 300 if quick else 1000
-    rounds = 3
+    rounds = ROUNDS
     per_round = pairs // rounds
     res: dict[str, dict] = {t: {"begin": [], "end": [], "pair": [], "lines": 0, "reads": []}
                                for t in WINDOW_TOOLS}
@@ -74,7 +81,9 @@ def render(r: dict) -> str:
     ]
     out = [
         f"{r['pairs']} begin/end pairs per tool in a warm process ({r['rounds']} interleaved rounds, "
-        "each a fresh process with warm-up pairs first); median (min–max).",
+        "each a fresh process with warm-up pairs first); median (min–max). One process's windows "
+        "cost about the same, but at one of two levels some 1.6× apart, for every tool alike: "
+        "many short rounds let each tool draw both.",
         "",
         table(["measure", *cols], rows),
         "",
