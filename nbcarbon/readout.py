@@ -11,7 +11,7 @@ import re
 from html import escape
 from typing import Any
 
-from .footprint import METADATA_KEY, Component, Footprint
+from .footprint import METADATA_KEY, Component, Footprint, PricedRegion
 
 METHOD_LABEL = {
     "rapl-counter": "RAPL counter",
@@ -146,10 +146,35 @@ def how_obtained(components: tuple[Component, ...] | list[Component]) -> str:
 
 
 def _region_line(fp: Footprint) -> str:
-    r = fp.region
+    """The readout's region line, kept for the last region and PUE object it was made for.
+
+    Why: every readout says it, the records of a session share their region and PUE objects
+    until the pricing changes, and in a kernel this is the cell's first formatting of a number,
+    run cold; checked by identity, so an equal but distinct object only makes it again.
+    """
+    r, pue = fp.region, fp.pue
+    last = _last_region_line
+    if last[0] is r and last[1] is pue:
+        return last[2]
+    line = region_line(r, pue)
+    _set_region_line((r, pue, line))
+    return line
+
+
+def region_line(r: PricedRegion, pue: float) -> str:
+    """'SE Sweden, 41 g/kWh (Ember …, lifecycle; chosen by environment) · PUE 1.2'."""
     year = f" {r.year}" if r.year and str(r.year) not in r.source else ""
     return (f"{r.code} {r.name}, {r.g_per_kwh:.4g} g/kWh ({r.source}{year}, {r.basis}; "
-            f"chosen by {r.chosen_by}) · PUE {fp.pue:g}")
+            f"chosen by {r.chosen_by}) · PUE {pue:g}")
+
+
+def _set_region_line(entry: tuple[Any, Any, str]) -> None:
+    global _last_region_line
+    _last_region_line = entry
+
+
+#: (region, PUE, line) of the last :func:`_region_line` made: one tuple, replaced whole.
+_last_region_line: tuple[Any, Any, str] = (None, None, "")
 
 
 def _title(fp: Footprint) -> str:

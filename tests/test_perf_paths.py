@@ -517,3 +517,22 @@ def test_the_readout_templates_kept_are_bounded_and_start_again_when_full() -> N
                *[(c.component, c.device, c.method, c.share is None) for c in fp.components])
               for fp in records}
     assert len(shapes) > readout._TEMPLATES_KEPT  # so the cache was full and started again
+
+
+def test_the_region_line_kept_is_made_again_for_any_other_region_or_pue_object() -> None:
+    """The line is kept by identity: a PUE of -0.0 after 0.0 (equal, written differently) or a
+    re-priced region (a new object) must never show the line of the one before."""
+    from dataclasses import replace
+
+    from nbcarbon import readout
+
+    fp = _footprints_of_every_shape()[0]
+    zero, minus_zero = float("0"), float("-0")
+    sequence = [replace(fp, pue=zero), replace(fp, pue=minus_zero), replace(fp, pue=zero),
+                replace(fp, region=replace(fp.region, chosen_by="dashboard")), fp, fp]
+    lines = [readout._region_line(r) for r in sequence]
+    assert lines == [readout.region_line(r.region, r.pue) for r in sequence]
+    assert lines[0].endswith("PUE 0") and lines[1].endswith("PUE -0")
+    assert "chosen by dashboard" in lines[3] and "chosen by dashboard" not in lines[4]
+    for r in _footprints_of_every_shape():
+        assert readout._region_line(r) == readout.region_line(r.region, r.pue)
