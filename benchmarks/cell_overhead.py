@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 
-#: Memory written before each cell by ``cell_overhead(..., sweep_mb=...)``: more than this
-#: machine's last-level cache, so that no cell finds its code and data there.
+#: Memory written before each cell by ``cell_overhead(..., sweep_mb=...)``: more than the
+#: last-level cache of the machine the results were made on (32 MiB, ``lscpu``), so that no cell
+#: finds its code and data there.
 SWEEP_MB = 48
 
 

@@ -440,10 +440,11 @@ _STOP = object()
 class LedgerWriter:
     """Writes entries to the ledger from one daemon thread, so the cell never waits for the disk.
 
-    :meth:`submit` only enqueues. The thread starts on the first submit, drains whatever is queued,
-    writes it in one transaction and commits at once. :meth:`flush` waits until everything
-    submitted so far is written; :meth:`close` flushes, stops the thread and closes the file
-    (also run at interpreter exit). Problems are reported through ``notify``, once per kind.
+    :meth:`submit` only enqueues. The thread starts on the first submit, gathers what comes for
+    :data:`LINGER_S`, writes it in one transaction and commits at once (module docstring).
+    :meth:`flush` waits until everything submitted so far is written; :meth:`close` flushes,
+    stops the thread and closes the file (also run at interpreter exit). Problems are reported
+    through ``notify``, once per kind.
     """
 
     def __init__(self, path: Path, notify: Callable[[str], None] | None = None) -> None:
