@@ -152,12 +152,13 @@ def _region_line(fp: Footprint) -> str:
     until the pricing changes, and in a kernel this is the cell's first formatting of a number,
     run cold; checked by identity, so an equal but distinct object only makes it again.
     """
+    global _last_region_line
     r, pue = fp.region, fp.pue
     last = _last_region_line
     if last[0] is r and last[1] is pue:
         return last[2]
     line = region_line(r, pue)
-    _set_region_line((r, pue, line))
+    _last_region_line = (r, pue, line)  # one tuple, replaced whole: no reader sees half of it
     return line
 
 
@@ -168,12 +169,7 @@ def region_line(r: PricedRegion, pue: float) -> str:
             f"chosen by {r.chosen_by}) · PUE {pue:g}")
 
 
-def _set_region_line(entry: tuple[Any, Any, str]) -> None:
-    global _last_region_line
-    _last_region_line = entry
-
-
-#: (region, PUE, line) of the last :func:`_region_line` made: one tuple, replaced whole.
+#: (region, PUE, line) of the last :func:`_region_line` made.
 _last_region_line: tuple[Any, Any, str] = (None, None, "")
 
 
@@ -222,10 +218,7 @@ def share_note(c: Component) -> str | None:
 
 
 def _component_cells(fp: Footprint) -> list[tuple[Any, ...]]:
-    """Per component: name, device, energy, % of the cell, mean power, method (and share note).
-
-    Computed once per readout and used by both renderings (this runs under every cell).
-    """
+    """Per component: name, device, energy, % of the cell, mean power, method (and share note)."""
     total = fp.energy_j
     rows = []
     for c in fp.components:
@@ -238,23 +231,22 @@ def _component_cells(fp: Footprint) -> list[tuple[Any, ...]]:
 
 
 def text(fp: Footprint) -> str:
-    """The full plain-text readout (what terminals, ``nbconvert --to script`` and diffs show)."""
+    """The full plain-text readout (what terminals, ``nbconvert --to script`` and diffs show).
+
+    Written out directly, as :func:`html` is: the readout of a cell comes from :func:`_full`'s
+    templates, which must say exactly this (``tests/test_perf_paths.py`` holds them to it).
+    """
     return _text(fp, _component_cells(fp))
 
 
 def _head(fp: Footprint) -> tuple[str, str, str, str, str]:
-    """Title, duration, energy, CO2e and region line of a full readout.
-
-    Computed once per readout and used by both renderings (this runs under every cell; each
-    piece formats floats, and the text and the HTML say the same five things).
-    """
+    """Title, duration, energy, CO2e and region line of a full readout."""
     return (_title(fp), format_duration(fp.duration_s), format_energy(fp.energy_j),
             format_mass(fp.co2e_g), _region_line(fp))
 
 
-def _text(fp: Footprint, rows: list[tuple[Any, ...]],
-          head: tuple[str, str, str, str, str] | None = None) -> str:
-    title, duration, energy, mass, region = head or _head(fp)
+def _text(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
+    title, duration, energy, mass, region = _head(fp)
     lines = [f"nbcarbon · {title} · {duration} · {energy} · {mass} CO2e"]
     for component, device, energy_j, pct, power_w, how, note in rows:
         lines.append(f"  {component:<7} {device:<14} {energy_j:10.3g} J {pct:>6}  "
@@ -305,12 +297,11 @@ def html(fp: Footprint, compact: bool = False, brief: bool = False) -> str:
     return _html(fp, _component_cells(fp))
 
 
-def _html(fp: Footprint, rows: list[tuple[Any, ...]],
-          head: tuple[str, str, str, str, str] | None = None) -> str:
+def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
     """One row per component, one style per cell (the least that renders the same in JupyterLab,
     nbconvert's templates and a bare browser), and a row under a component whose energy is a
     share."""
-    title, duration, energy, mass, region = head or _head(fp)
+    title, duration, energy, mass, region = _head(fp)
     L, R = _CELL_L, _CELL_R  # noqa: N806
     body = "".join(
         f"{_ROW}{L}{escape(component)}</td>{L}{escape(device)}</td>"

@@ -327,7 +327,15 @@ def test_kernel_killed_mid_cell_keeps_the_earlier_records(tmp_path: Path) -> Non
         pid, *ids = "".join(out).split("ids:")[-1].split()
         assert len(ids) == 2
         kc.execute("import time\ntime.sleep(60)")  # measured, and killed in the middle
-        time.sleep(1.0)
+
+        def committed() -> int:  # the writer commits within its linger; however busy the machine
+            try:
+                return len(rows_of(path))
+            except Exception:  # noqa: BLE001 - not created yet, or mid-write
+                return 0
+
+        assert _until(lambda: committed() == 3, 60.0), committed()
+        time.sleep(0.5)  # the measured cell is running by now (it is not asserted: any moment will do)
         os.kill(int(pid), signal.SIGKILL)
         deadline = time.monotonic() + 10
         while km.is_alive() and time.monotonic() < deadline:
