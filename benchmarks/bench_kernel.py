@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
@@ -256,6 +257,35 @@ def measure_ledger(cells: int, block: int = 10) -> dict[str, float]:
             "writer_cpu_us": (cpu1 - cpu0) * 1e6 / records if records else float("nan")}
 
 
+def measure_listener(records: int = 2000) -> dict[str, float]:
+    """What a record costs the cell's thread with the ledger on: the session's listener builds an
+    entry and puts it on the writer's queue (``api.LedgerHook._on_record``). Real records of
+    real windows, in this process. A row, not an assertion in the tests: a timed assertion
+    fails on a busy machine."""
+    import tempfile
+
+    from nbcarbon.api import LedgerHook
+    from nbcarbon.session import Session
+    from nbcarbon.settings import Settings
+
+    session = Session(Settings(), {"NBCARBON_REGION": "SE"})
+    fps = [session.end(session.begin()) for _ in range(records)]
+    costs = []
+    with tempfile.TemporaryDirectory(prefix="nbcarbon-bench-listener-") as tmp:
+        hook = LedgerHook(session, Path(tmp) / "ledger.sqlite3", {"JPY_SESSION_NAME": "x.ipynb"})
+        try:
+            for fp in fps:
+                t0 = time.perf_counter()
+                hook._on_record(fp)
+                costs.append(time.perf_counter() - t0)
+        finally:
+            hook.close()
+            session.close()
+    return {"listener_us": statistics.median(costs) * 1e6,
+            "listener_p90_us": statistics.quantiles(costs, n=10)[-1] * 1e6,
+            "listener_records": float(records)}
+
+
 def ledger_table(r: dict[str, float]) -> str:
     return "\n".join([
         "| the history ledger (on by default), cells back to back | value |",
@@ -270,6 +300,11 @@ def ledger_table(r: dict[str, float]) -> str:
         f"({int(r['records'])} in {int(r['batches'])}) |",
         f"| the writer thread's CPU per record (JSON and SQLite, off the cell's thread) | "
         f"{r['writer_cpu_us']:.0f} µs |",
+        *([f"| what a record costs the cell's thread: the session's listener builds an entry and "
+           f"queues it (median / 90th percentile of {int(r['listener_records']):,} "
+           f"real records in a row, in one process) | "
+           f"{r['listener_us']:.1f} / {r['listener_p90_us']:.1f} µs |"]
+          if "listener_us" in r else []),
     ])
 
 
@@ -316,7 +351,7 @@ def _size_text(r: dict) -> str:
 def run(quick: bool) -> dict[str, float]:
     """For ``bench.py``: the measure at its usual size, and the ledger's cost beside it."""
     result = measure(600 if quick else 1000)
-    result["ledger"] = measure_ledger(600 if quick else 1000)
+    result["ledger"] = measure_ledger(600 if quick else 1000) | measure_listener()
     return result
 
 
@@ -366,7 +401,7 @@ def main() -> None:
     args = parser.parse_args()
     print(table(measure(args.cells, history=not args.no_history)))
     if args.ledger:
-        print(_ledger_text(measure_ledger(args.cells)))
+        print(_ledger_text(measure_ledger(args.cells) | measure_listener()))
 
 
 if __name__ == "__main__":
