@@ -167,7 +167,7 @@ def test_every_worker_is_asked_at_once_under_one_deadline() -> None:
     t = time.perf_counter()
     rows = asyncio.run(_ask_workers(scheduler, "s4lt", 0.2))
     elapsed = time.perf_counter() - t
-    assert 0.2 <= elapsed < 1.0
+    assert 0.2 <= elapsed < 10.0  # the deadline, not the 30 s a hanging worker takes
     assert rows == [
         ["tcp://a:1", 0, "nbcarbon_counters:s4lt", None],
         ["tcp://b:1", "b", None, "OSError: Timed out trying to connect to tcp://10.0.0.9:1 after 30 s"],
