@@ -28,7 +28,7 @@ from pathlib import Path
 
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Anomalies, Channel, LockedMeter, WrappingCounter
-from nbcarbon.meters.rapl import PHYSICAL_MAX_W, readable
+from nbcarbon.meters.rapl import PHYSICAL_MAX_W, read_text, readable, why_unreadable
 
 DRIVER = "amd_energy"
 _INPUT = re.compile(r"^energy(\d+)_input$")
@@ -44,23 +44,6 @@ class SocketCounter:
     channel: Channel
 
 
-def _read_text(path: Path) -> str:
-    with open(path, encoding="ascii") as f:
-        return f.read().strip()
-
-
-def _why(err: BaseException) -> str:
-    if isinstance(err, FileNotFoundError):
-        return "the counter file has vanished"
-    if isinstance(err, PermissionError):
-        return "permission denied"
-    if isinstance(err, ValueError):
-        return "the counter file holds no number"
-    if isinstance(err, OSError):
-        return err.strerror or type(err).__name__
-    return type(err).__name__
-
-
 def _driver_dirs(root: Path) -> list[Path]:
     """The ``amd_energy`` hwmon directories under ``root``, each device once."""
     try:
@@ -71,7 +54,7 @@ def _driver_dirs(root: Path) -> list[Path]:
     seen: set[str] = set()
     for entry in entries:
         try:
-            name = _read_text(entry / "name")
+            name = read_text(entry / "name")
         except (OSError, UnicodeDecodeError):
             continue
         real = os.path.realpath(entry)
@@ -111,7 +94,7 @@ def find_sockets(root: Path = Path("/sys/class/hwmon")) -> tuple[list[SocketCoun
             if match is None:
                 continue
             try:
-                label = _read_text(hwmon / f"energy{match.group(1)}_label")
+                label = read_text(hwmon / f"energy{match.group(1)}_label")
             except (OSError, UnicodeDecodeError):
                 continue  # unlabelled: whether it is a core or a socket cannot be told
             socket = _SOCKET.match(label)
@@ -125,9 +108,9 @@ def find_sockets(root: Path = Path("/sys/class/hwmon")) -> tuple[list[SocketCoun
                 unreadable = True
                 continue
             try:
-                int(_read_text(path))
+                int(read_text(path))
             except (OSError, ValueError, UnicodeDecodeError) as err:
-                notes.append(f"amd_energy socket {index} could not be read: {_why(err)}")
+                notes.append(f"amd_energy socket {index} could not be read: {why_unreadable(err)}")
                 continue
             channel = Channel("cpu", f"package-{index}", "amd-energy-counter", "machine")
             sockets[index] = SocketCounter(path, index, channel)
@@ -157,9 +140,9 @@ class AmdEnergyMeter(LockedMeter):
 
     def _raw(self) -> int:
         try:
-            return int(_read_text(self.path))
+            return int(read_text(self.path))
         except (OSError, ValueError, UnicodeDecodeError) as err:
-            raise MeterError(f"{self._label}: {_why(err)}") from err
+            raise MeterError(f"{self._label}: {why_unreadable(err)}") from err
 
     def _read(self) -> float:
         if self._closed:

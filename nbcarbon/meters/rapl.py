@@ -60,14 +60,15 @@ class RaplZone:
     channel: Channel
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A sysfs attribute's text (RAPL's and hwmon's counter files and names are ASCII)."""
     with open(path, encoding="ascii") as f:
         return f.read().strip()
 
 
 def _read_int(path: Path) -> int:
     """Reads a sysfs integer; ValueError on garbage (a half-written or corrupted file)."""
-    return int(_read_text(path))
+    return int(read_text(path))
 
 
 #: Bytes read from a counter file: a 64-bit counter in decimal is at most 20 digits.
@@ -220,7 +221,7 @@ def find_zones(root: Path) -> tuple[list[RaplZone], list[str]]:
             continue
         seen_real.add(real)
         try:
-            name = _read_text(zone_dir / "name")
+            name = read_text(zone_dir / "name")
         except OSError:
             continue
         if name in _SKIPPED_NAMES:
@@ -234,7 +235,7 @@ def find_zones(root: Path) -> tuple[list[RaplZone], list[str]]:
             parent = zone_dir.parent
             device = zone_dir.name
             try:
-                parent_name = _read_text(parent / "name")
+                parent_name = read_text(parent / "name")
             except OSError:
                 parent_name = ""
             if _PACKAGE_NAME.match(parent_name):
@@ -242,7 +243,7 @@ def find_zones(root: Path) -> tuple[list[RaplZone], list[str]]:
             else:
                 # Reached through a top-level symlink: the package is the realpath's parent.
                 try:
-                    real_parent_name = _read_text(Path(real).parent / "name")
+                    real_parent_name = read_text(Path(real).parent / "name")
                 except OSError:
                     real_parent_name = ""
                 if _PACKAGE_NAME.match(real_parent_name):
@@ -267,7 +268,7 @@ def find_zones(root: Path) -> tuple[list[RaplZone], list[str]]:
         try:
             _read_int(energy)
         except (OSError, ValueError) as err:
-            notes.append(f"RAPL zone {zone_dir.name} ({name}) could not be read: {_why(err)}")
+            notes.append(f"RAPL zone {zone_dir.name} ({name}) could not be read: {why_unreadable(err)}")
             continue
         seen_channels.add((component, device))
         channel = Channel(component, device, "rapl-counter", "machine")
@@ -283,7 +284,8 @@ def _index(device: str) -> tuple[int, str]:
     return (int(digits[-1]) if digits else -1, device)
 
 
-def _why(err: BaseException) -> str:
+def why_unreadable(err: BaseException) -> str:
+    """A counter file's read failure in a user's words, for a warning or a probe note."""
     if isinstance(err, FileNotFoundError):
         return "the counter file has vanished"
     if isinstance(err, PermissionError):
@@ -343,7 +345,7 @@ class RaplMeter(LockedMeter):
         try:
             return self._file.read_int()
         except (OSError, ValueError) as err:
-            raise MeterError(f"{self._label}: {_why(err)}") from err
+            raise MeterError(f"{self._label}: {why_unreadable(err)}") from err
 
     def _assumed_power_w(self) -> float:
         """The highest power the zone may draw: its published limit, else a generous floor."""
@@ -356,7 +358,7 @@ class RaplMeter(LockedMeter):
         try:
             raw = self._file.read_int()
         except (OSError, ValueError) as err:
-            raise MeterError(f"{self._label}: {_why(err)}") from err
+            raise MeterError(f"{self._label}: {why_unreadable(err)}") from err
         now = time.monotonic()
         counter = self._counter
         before_j = counter.total_j
