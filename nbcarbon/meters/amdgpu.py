@@ -34,7 +34,6 @@ import contextlib
 import io
 import math
 import re
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +45,7 @@ from nbcarbon.meters.base import (
     PLAUSIBLE_SLACK_S,
     Anomalies,
     Channel,
+    LibraryHolds,
     LockedMeter,
     PowerIntegrator,
     WrappingCounter,
@@ -223,43 +223,26 @@ class AccumulatorCounter:
         return None if self.wide else _WRAP_32 * self.joules_per_unit
 
 
-class AmdSmiSession:
-    """Calls ``amdsmi_init`` once and ``amdsmi_shut_down`` when the last holder releases it.
-
-    As :class:`~nbcarbon.meters.nvml.NvmlSession`: a closed meter must not shut the library
-    down under another one.
-    """
+class AmdSmiSession(LibraryHolds):
+    """``amdsmi_init`` (GPUs only) on the first hold, ``amdsmi_shut_down`` when the last is
+    released."""
 
     def __init__(self, amdsmi: Any) -> None:
+        super().__init__()
         self.amdsmi = amdsmi
-        self._holders = 0
-        self._lock = threading.Lock()
 
-    def acquire(self) -> None:
-        """Takes a hold, initialising AMD SMI (GPUs only) on the first; its error propagates."""
-        with self._lock:
-            if self._holders == 0:
-                flags = getattr(self.amdsmi, "AmdSmiInitFlags", None)
-                if flags is not None and hasattr(flags, "INIT_AMD_GPUS"):
-                    self.amdsmi.amdsmi_init(flags.INIT_AMD_GPUS)
-                else:
-                    self.amdsmi.amdsmi_init()
-            self._holders += 1
+    def _start(self) -> None:
+        flags = getattr(self.amdsmi, "AmdSmiInitFlags", None)
+        if flags is not None and hasattr(flags, "INIT_AMD_GPUS"):
+            self.amdsmi.amdsmi_init(flags.INIT_AMD_GPUS)
+        else:
+            self.amdsmi.amdsmi_init()
 
-    def release(self) -> None:
-        with self._lock:
-            if self._holders == 0:
-                return
-            self._holders -= 1
-            if self._holders == 0:
-                try:
-                    self.amdsmi.amdsmi_shut_down()
-                except self.amdsmi.AmdSmiException:
-                    pass  # shutting down a lost GPU's library has nothing left to clean
-
-    @property
-    def holders(self) -> int:
-        return self._holders
+    def _stop(self) -> None:
+        try:
+            self.amdsmi.amdsmi_shut_down()
+        except self.amdsmi.AmdSmiException:
+            pass  # shutting down a lost GPU's library has nothing left to clean
 
 
 def _text(raw: object) -> str:

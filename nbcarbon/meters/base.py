@@ -354,3 +354,43 @@ class LockedMeter(Meter):
     @abstractmethod
     def _read(self) -> float:
         """The backend's read, called with the lock held."""
+
+
+class LibraryHolds:
+    """A vendor library's process-wide init and shutdown (NVML, AMD SMI), counted by holder.
+
+    Why our own count: the libraries count their inits too, but a closed meter must not shut
+    the library down under another meter that still reads through it. Subclasses say how the
+    library is started and stopped; a failing start propagates to the caller.
+    """
+
+    def __init__(self) -> None:
+        self._holders = 0
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        """Shut the library down; a lost device's library may refuse, with nothing to clean."""
+        raise NotImplementedError
+
+    def acquire(self) -> None:
+        """Take a hold, starting the library on the first."""
+        with self._lock:
+            if self._holders == 0:
+                self._start()
+            self._holders += 1
+
+    def release(self) -> None:
+        """End a hold; the last one shuts the library down. An extra release does nothing."""
+        with self._lock:
+            if self._holders == 0:
+                return
+            self._holders -= 1
+            if self._holders == 0:
+                self._stop()
+
+    @property
+    def holders(self) -> int:
+        return self._holders

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbcarbon.errors import MeterError
-from nbcarbon.meters.base import Channel, LockedMeter, PowerIntegrator, WrappingCounter
+from nbcarbon.meters.base import (
+    Channel,
+    LibraryHolds,
+    LockedMeter,
+    PowerIntegrator,
+    WrappingCounter,
+)
 
 NO_DRIVER_NOTE = "no NVIDIA GPU driver found; GPU energy not measured"
 NO_LIBRARY_NOTE = "nvidia-ml-py is not installed; GPU energy not measured"
@@ -62,39 +67,21 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__} (code {code})" if code is not None else type(err).__name__
 
 
-class NvmlSession:
-    """Calls ``nvmlInit`` once and ``nvmlShutdown`` when the last holder releases it.
-
-    NVML's init and shutdown are process-wide and reference counted inside the library too,
-    but keeping our own count keeps a closed meter from shutting NVML down under another.
-    """
+class NvmlSession(LibraryHolds):
+    """``nvmlInit`` on the first hold, ``nvmlShutdown`` when the last is released."""
 
     def __init__(self, nvml: Any) -> None:
+        super().__init__()
         self.nvml = nvml
-        self._holders = 0
-        self._lock = threading.Lock()
 
-    def acquire(self) -> None:
-        """Takes a hold, initialising NVML on the first; NVMLError propagates to the caller."""
-        with self._lock:
-            if self._holders == 0:
-                self.nvml.nvmlInit()
-            self._holders += 1
+    def _start(self) -> None:
+        self.nvml.nvmlInit()
 
-    def release(self) -> None:
-        with self._lock:
-            if self._holders == 0:
-                return
-            self._holders -= 1
-            if self._holders == 0:
-                try:
-                    self.nvml.nvmlShutdown()
-                except self.nvml.NVMLError:
-                    pass  # shutting down a lost GPU's library has nothing left to clean
-
-    @property
-    def holders(self) -> int:
-        return self._holders
+    def _stop(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except self.nvml.NVMLError:
+            pass  # shutting down a lost GPU's library has nothing left to clean
 
 
 class NvmlMeter(LockedMeter):
