@@ -281,7 +281,7 @@ def top_level(records: Iterable[Footprint], open_ids: Container[str] = ()) -> li
 
     A record is top level when it has no parent, or when its parent is neither among
     ``records`` nor an open window (``open_ids``): a ``track()`` inside a cell that is still
-    running counts until the cell's own record arrives and covers it, and a saved notebook whose
+    running is left out until the cell's own record arrives and covers it, and a saved notebook whose
     cell readout was cleared still counts its nested windows. Every total (session, summary,
     dashboard, report, history, the run table, compare) goes through this one rule. Linear.
     """

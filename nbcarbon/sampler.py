@@ -250,6 +250,16 @@ class Sampler:
                 if self._holds == 0:
                     self._released_s = time.monotonic()
 
+    def set_holds(self, n: int) -> None:
+        """Set the count of holds outright; for an owner that knows how many it should be (a
+        session: its open windows and watchers) after an interrupt cut a hold or release short."""
+        with self._lock:
+            self._holds = max(0, n)
+            if self._holds == 0:
+                self._released_s = time.monotonic()
+        if self._holds and self._idle:
+            self._wake.set()
+
     @property
     def holds(self) -> int:
         """How many holds are in place now (open windows and visible dashboards)."""

@@ -338,13 +338,26 @@ class Session:
         collected = self._collect_begin() if self._collectors else ()
         started_at = utc_iso(time.time())
         t0_s = time.monotonic()
-        with self._lock:
-            parent_id = None if top or not self._open else next(reversed(self._open))
-            window = _window(new_id(), label, started_at, t0_s, readings, errors0, pinned_region,
-                             pinned_pue, source, collected, parent_id, shares)
-            self._open[window.id] = window
-            sampler.hold()
-        return window
+        window: Window | None = None
+        try:
+            with self._lock:
+                parent_id = None if top or not self._open else next(reversed(self._open))
+                window = _window(new_id(), label, started_at, t0_s, readings, errors0,
+                                 pinned_region, pinned_pue, source, collected, parent_id, shares)
+                self._open[window.id] = window
+                sampler.hold()
+            return window
+        except BaseException:
+            # Ctrl-C lands between any two steps: a window registered but never handed back
+            # would stay open for good, the parent of every later window and out of every total,
+            # with the sampler held at its full rate. The caller gets the interrupt, not a window;
+            # the sampler's holds are set to what they must be (as _new_sampler counts them), since
+            # the interrupt may have come before or after the hold counted.
+            if window is not None:
+                with self._lock:
+                    self._open.pop(window.id, None)
+                    sampler.set_holds(len(self._open) + self._watchers)
+            raise
 
     def adopt(self, window: Window, label: str | None = None, region: str | None = None,
               pue: float | None = None) -> Window:

@@ -168,3 +168,40 @@ def test_a_short_window_between_idle_samples_is_on_the_timeline() -> None:
         assert points and points[-1].power_w[0] == pytest.approx(fp.energy_j / fp.duration_s, rel=0.2)
     finally:
         session.close()
+
+
+@pytest.mark.parametrize("counted", [False, True], ids=["before-the-hold-counts", "after"])
+def test_ctrl_c_while_a_window_opens_leaves_no_window_open(shell, capsys, counted: bool) -> None:
+    """A KeyboardInterrupt that lands inside ``Session.begin`` after the window is registered
+    (here: as the sampler is held, before or after the hold counts) must not leave it open: it
+    would be the parent of every later window and keep them out of every total, and the sampler
+    at its full rate. The cell is not measured, the next one is."""
+    session = nbcarbon.api.default_session()
+    shell.run_cell("%%carbon --label warm\npass")
+    sampler = session.sampler
+    holds = sampler.holds
+    real_hold = sampler.hold
+    interrupts = []
+
+    def hold() -> None:
+        if counted:
+            real_hold()
+        if not interrupts:
+            interrupts.append(1)
+            raise KeyboardInterrupt
+        if not counted:
+            real_hold()
+
+    sampler.hold = hold
+    try:
+        result = shell.run_cell("%%carbon --label interrupted\nx = 1")
+    finally:
+        del sampler.hold
+    assert interrupts and result.success  # the cell itself ran
+    assert "not measured (interrupted while starting" in capsys.readouterr().err
+    assert session.open_ids() == frozenset() and sampler.holds == holds
+    shell.run_cell("%%carbon --label after\nimport nbcarbon\nwith nbcarbon.track('inner'):\n    pass")
+    inner, after = records()[-2:]
+    assert inner.parent_id == after.id and after.parent_id is None
+    assert [fp.label for fp in tops()] == ["warm", "after"]
+    assert session.totals().cells == 2
