@@ -324,6 +324,8 @@ class CarbonExtension:
             changed.update((fp.id, fp) for fp in self.session.set_region(region, chosen_by))
         if pue is not None:
             changed.update((fp.id, fp) for fp in self.session.set_pue(pue))
+        for notice in self.session.take_notices():  # a listener that failed: said now, not later
+            print(notice, file=sys.stderr)
         return list(changed.values())
 
     def _apply_pending(self) -> None:

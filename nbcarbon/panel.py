@@ -326,25 +326,29 @@ class Dashboard:
         try:
             code = self.session.region.code
             if code not in [value for _, value in self.region.options]:
-                self._filter(self.search.value)
+                # Priced elsewhere (%carbon region) for a region the search hides: the search
+                # no longer describes the list, so it is cleared and the region listed first.
+                self.search.value = ""
+                self._filter("", keep=code)
             self.region.value = code
             self.pue.value = self.session.pue
         finally:
             self._syncing = False
 
-    def _filter(self, text: str) -> None:
-        """Show the regions matching ``text``, keeping the current one first so it stays chosen."""
-        current = self.region.value
+    def _filter(self, text: str, keep: str | None = None) -> None:
+        """Show the regions matching ``text``, with ``keep`` (by default the one chosen) first so
+        it stays chosen."""
+        current = keep or self.region.value
         found = [r for r in intensity.search(text) if r.code != current] if text.strip() else \
             [r for r in intensity.all_regions() if r.code != current]
-        keep = [_option(intensity.lookup(current))] if current else []
-        self._syncing = True
+        first = [_option(intensity.lookup(current))] if current else []
+        syncing, self._syncing = self._syncing, True
         try:
-            self.region.options = keep + [_option(r) for r in found]
+            self.region.options = first + [_option(r) for r in found]
             if current:
                 self.region.value = current
         finally:
-            self._syncing = False
+            self._syncing = syncing
 
     def _on_search(self, change: dict[str, Any]) -> None:
         self._filter(change["new"])

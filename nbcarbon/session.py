@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from . import intensity
@@ -540,8 +540,7 @@ class Session:
             if excess > 0:
                 self._forget(excess)
             listeners = list(self._record_listeners) if self._record_listeners else ()
-        for listener in listeners:
-            listener(fp)
+        _tell(listeners, fp, self.add_notice, "a new record")
         return fp
 
     def _forget(self, n: int) -> None:
@@ -646,9 +645,7 @@ class Session:
             if new != fp:
                 self.records[i] = new
                 changed.append(new)
-        listeners = list(self._reprice_listeners)
-        for listener in listeners:
-            listener(changed)
+        _tell(list(self._reprice_listeners), changed, self.add_notice, "re-pricing")
         return changed
 
     # -- listeners, totals -------------------------------------------------------------------
@@ -692,6 +689,24 @@ class Session:
             self._pinned_region.clear()
             self._pinned_pue.clear()
             self._forgotten = _Forgotten()
+
+
+def _tell(listeners: Sequence[Callable[[Any], None]], value: Any, notify: Callable[[str], None],
+          doing: str) -> None:
+    """Call each listener with ``value``; one that fails costs a notice, not the others' turn.
+
+    Why: the readouts, summaries, ledger and dashboard each listen; a bug in one (a widget
+    refusing a value) must not leave the readouts unpriced or the record unkept. A Ctrl-C still
+    stops them all.
+    """
+    for listener in listeners:
+        try:
+            listener(value)
+        except Exception as exc:  # noqa: BLE001 - said once, the rest still run
+            detail = (str(exc).splitlines() or [""])[0][:200]
+            name = getattr(listener, "__qualname__", type(listener).__name__)
+            notify(f"nbcarbon: {name} failed on {doing} ({type(exc).__name__}"
+                   f"{': ' + detail if detail else ''}); everything else was updated.")
 
 
 def _version() -> str:

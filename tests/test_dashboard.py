@@ -122,3 +122,28 @@ def test_sparkline_is_plain_svg() -> None:
     svg = sparkline_svg([0.0, 5.0, 10.0])
     assert svg.startswith("<svg") and "<script" not in svg and "10 W max" in svg
     assert sparkline_svg([1.0]).count("polyline") == 0
+
+
+def test_region_set_elsewhere_while_a_search_hides_it_is_shown_in_the_selector(
+        tmp_path: Path) -> None:
+    """A search for "fr", France chosen, then ``%carbon region PL``: Poland is not among the
+    regions the search lists, and the panel once failed to select it (TraitError) and kept
+    showing France while everything was priced for Poland."""
+    env = kernel_env(tmp_path)
+    nb = run_cells([
+        "%load_ext nbcarbon",
+        "%%carbon\nx = 1",
+        "import nbcarbon\ndash = nbcarbon.dashboard()\ndash.search.value = 'fr'\n"
+        "dash.region.value = 'FR'\nprint(dash.session.region.code)",
+        "%carbon region PL",
+        "print(dash.session.region.code, dash.region.value, repr(dash.search.value), "
+        "dash.region.options[0][1])",
+        "%unload_ext nbcarbon",
+    ], env)
+    assert _text(nb.cells[2]).strip() == "FR"
+    said = [o for o in nb.cells[3].outputs if o["output_type"] != "display_data"]
+    assert all(o.get("name") != "stderr" and o["output_type"] != "error" for o in said), said
+    assert "region PL" in _text(nb.cells[3])
+    assert _text(nb.cells[4]).strip() == "PL PL '' PL"
+    (rec,) = records_of(nb.cells[1])
+    assert rec["region"]["code"] == "PL"

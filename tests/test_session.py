@@ -80,3 +80,27 @@ def test_bad_region_changes_nothing(tmp_path: Path) -> None:
         s.set_region("Swedn")
     assert s.records == [fp] and s.region.code == "SE"
     s.close()
+
+
+def test_a_failing_listener_costs_a_notice_not_the_other_listeners_turn(tmp_path: Path) -> None:
+    """The readouts, summaries, ledger and dashboard each listen to records and re-pricing; one
+    that raises (a widget refusing a value) must not keep the others from their update."""
+    s = Session(Settings(ledger=None), {"NBCARBON_REGION": "SE"})
+    got: list[object] = []
+
+    def broken(_: object) -> None:
+        raise ValueError("refused\nsecond line")
+
+    for subscribe in (s.on_record, s.on_reprice):
+        subscribe(broken)
+        subscribe(got.append)
+    try:
+        fp = s.end(s.begin("one"))
+        changed = s.set_region("PL")
+    finally:
+        s.close()
+    assert got == [fp, changed] and changed[0].region.code == "PL"
+    assert s.records == changed
+    notices = s.take_notices()
+    assert len(notices) == 2 and all("ValueError: refused)" in n for n in notices), notices
+    assert "on a new record" in notices[0] and "on re-pricing" in notices[1]
