@@ -291,6 +291,40 @@ def top_level(records: Iterable[Footprint], open_ids: Container[str] = ()) -> li
             or (fp.parent_id not in ids and fp.parent_id not in open_ids)]
 
 
+def outside_open(records: Iterable[Footprint], open_ids: Container[str]) -> list[Footprint]:
+    """The records not inside a window still open (through any chain of parents among them).
+
+    Why: a table of finished cells drawn while a cell runs (``%carbon summary`` inside a
+    measured cell) must leave that cell's nested windows out, or the one it shows later would
+    not add up with it; the running cell's own record will cover them.
+    """
+    records = list(records)
+    if not open_ids:
+        return records
+    parents = {fp.id: fp.parent_id for fp in records}
+    inside: dict[str, bool] = {}
+
+    def within(ident: str | None) -> bool:
+        chain: dict[str, None] = {}  # the ids walked, to remember their answer (and stop a cycle)
+        result = False
+        while ident is not None:
+            if ident in inside:
+                result = inside[ident]
+                break
+            if ident in open_ids:
+                result = True
+                break
+            if ident not in parents or ident in chain:
+                break
+            chain[ident] = None
+            ident = parents[ident]
+        for walked in chain:
+            inside[walked] = result
+        return result
+
+    return [fp for fp in records if not within(fp.parent_id)]
+
+
 def tree_order(records: Iterable[Footprint]) -> list[tuple[int, Footprint]]:
     """``(depth, record)`` pairs: each top-level record followed by its nested ones, indented.
 

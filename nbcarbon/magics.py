@@ -29,7 +29,7 @@ from IPython.utils.process import arg_split
 from . import intensity, readout, shown, summary
 from .api import close_default_session, default_session
 from .errors import NbcarbonError
-from .footprint import METADATA_KEY, Footprint
+from .footprint import METADATA_KEY, Footprint, outside_open
 from .session import Session, Window
 from .settings import parse_pue
 
@@ -145,7 +145,8 @@ class CarbonExtension:
         self.auto = False
         self._frames: list[_Frame] = []  # the run_cell calls in progress, outermost first
         self._shown = shown.registry(session)
-        self._summaries: dict[str, tuple[tuple[str, ...], str]] = {}  # id -> (cell ids, created_at)
+        # summary id -> (its records' ids, created_at, windows of a running cell left out)
+        self._summaries: dict[str, tuple[tuple[str, ...], str, int]] = {}
         self._pending: dict[str, Any] = {}  # pricing changes asked for while a measured cell runs
         self.dask_auto: Any = None  # nbcarbon.cluster.AutoAttach while `%carbon dask on`
         self.dashboard: Any = None  # the live panel, at most one (nbcarbon.panel.Dashboard)
@@ -272,27 +273,32 @@ class CarbonExtension:
         """Re-render every summary shown, in place, through its display id (readouts: shown.py)."""
         if changed and self._summaries:
             by_id = {fp.id: fp for fp in self.session.records}
-            for summary_id, (cells, created_at) in self._summaries.items():
+            for summary_id, (cells, created_at, left_out) in self._summaries.items():
                 if all(c in by_id for c in cells):  # after %carbon reset a summary keeps its prices
-                    self._show_summary([by_id[c] for c in cells], summary_id, created_at)
+                    self._show_summary([by_id[c] for c in cells], summary_id, created_at, left_out)
 
     def show_summary(self) -> None:
         """``%carbon summary``: the static table of the session's cells, with its own record.
 
         It is re-priced in place like the readouts, as long as the session holds its cells.
+        Asked for inside a measured cell, it leaves out the windows nested in that cell (and
+        says so): the cell's own record, still to come, covers them.
         """
-        records = list(self.session.records)
-        record = self._show_summary(records)
-        self._summaries[record["id"]] = (tuple(fp.id for fp in records), record["created_at"])
+        everything = list(self.session.records)
+        records = outside_open(everything, self.session.open_ids())
+        left_out = len(everything) - len(records)
+        record = self._show_summary(records, left_out=left_out)
+        self._summaries[record["id"]] = (tuple(fp.id for fp in records), record["created_at"],
+                                         left_out)
         while len(self._summaries) > _SUMMARIES_KEPT:
             del self._summaries[next(iter(self._summaries))]
 
     def _show_summary(self, records: list[Footprint], summary_id: str | None = None,
-                      created_at: str | None = None) -> dict[str, Any]:
+                      created_at: str | None = None, left_out: int = 0) -> dict[str, Any]:
         from . import __version__
 
         data, metadata = summary.mimebundle(records, self.session.region, self.session.pue,
-                                            __version__, summary_id, created_at)
+                                            __version__, summary_id, created_at, left_out)
         record: dict[str, Any] = metadata[METADATA_KEY]
         if summary_id is None:
             display(data, raw=True, metadata=metadata, display_id=record["id"])

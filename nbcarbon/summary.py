@@ -178,17 +178,21 @@ class _Table:
     """
 
     def __init__(self, records: Sequence[Footprint], totals: Totals, region: PricedRegion,
-                 pue: float) -> None:
+                 pue: float, left_out: int = 0) -> None:
         tree = tree_order(records)
         tops = top_level(records)
+        #: Past MAX_ROWS rows nested windows are not listed (detail of their parent, already in
+        #: its energy); past MAX_ROWS cells only the most costly cells are, in notebook order.
         self.capped = len(tree) > MAX_ROWS
-        if self.capped:
-            # The most costly top-level cells, shown in notebook order; nested windows are
-            # detail of their parent (already in its energy) and are not listed.
+        self.ranked = len(tops) > MAX_ROWS
+        self.left_out = left_out
+        if self.ranked:
             ranked = sorted(range(len(tops)), key=lambda i: (-tops[i].energy_j, i))[:MAX_ROWS]
             kept = set(ranked)
             listed = [(0, tops[i]) for i in sorted(kept)]
             rest = [fp for i, fp in enumerate(tops) if i not in kept]
+        elif self.capped:
+            listed, rest = [(0, fp) for fp in tops], []
         else:
             listed, rest = tree, []
         shown = [fp for _, fp in listed]
@@ -197,7 +201,7 @@ class _Table:
         self.columns = _columns(shown)
         self.rows = [_pick(_row(fp, d, mark), self.columns) for d, fp in listed]
         self.rest: tuple[str, ...] | None = None
-        if self.capped:
+        if self.ranked:
             n_nested = len(records) - len(tops)
             nested = f", {n_nested:,} nested windows" if n_nested else ""
             self.rest = _pick((
@@ -220,11 +224,32 @@ class _Table:
         if shared:
             notes.append(share_line(shared, all_cells=not mark))
         notes.append(_region_note(region, pue))
-        if self.capped:
+        if self.ranked:
             notes.append(f"the {MAX_ROWS} most costly of {len(tops):,} cells are listed; "
                          "the total covers every cell (nbcarbon report lists each one)")
+        elif self.capped:
+            nested = len(records) - len(tops)
+            notes.append(f"{nested:,} nested window{'s are' if nested != 1 else ' is'} not listed, "
+                         "each already in its cell's energy (nbcarbon report lists each one)")
+        reruns = _reruns(tops)
+        if reruns:
+            notes.append(f"{reruns} earlier run{'s' if reruns != 1 else ''} of re-run cells "
+                         f"{'are' if reruns != 1 else 'is'} counted: {'their' if reruns != 1 else 'its'} "
+                         "energy was spent, but the notebook keeps only each cell's last readout, so "
+                         "a report on the saved file counts the last runs")
+        if self.left_out:
+            n = self.left_out
+            notes.append(f"{n} window{'s' if n != 1 else ''} inside the cell still running "
+                         f"{'are' if n != 1 else 'is'} left out: that cell's record covers "
+                         f"{'them' if n != 1 else 'it'}")
         raised = _raised(records)
         return notes + ([raised] if raised else [])
+
+
+def _reruns(tops: Sequence[Footprint]) -> int:
+    """How many top-level records are earlier runs of a cell run again later (same cell id)."""
+    ids = [fp.cell_id for fp in tops if fp.cell_id is not None]
+    return len(ids) - len(set(ids))
 
 
 def share_line(shared: Sequence[Footprint], all_cells: bool) -> str:
@@ -295,11 +320,15 @@ def _html(t: _Table) -> str:
 
 def mimebundle(
     records: Sequence[Footprint], region: PricedRegion, pue: float, version: str,
-    summary_id: str | None = None, created_at: str | None = None,
+    summary_id: str | None = None, created_at: str | None = None, left_out: int = 0,
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """``(data, metadata)`` of the summary's ``display_data`` output."""
+    """``(data, metadata)`` of the summary's ``display_data`` output.
+
+    ``left_out``: how many windows inside a cell still running were not given (a summary asked
+    for inside a measured cell); the table says so.
+    """
     totals = totals_of(records)
-    table = _Table(records, totals, region, pue)
+    table = _Table(records, totals, region, pue, left_out)
     data = {"text/plain": _text(table), "text/html": _html(table)}
     record = summary_record(records, totals, region, pue, version, summary_id, created_at)
     return data, {METADATA_KEY: record}

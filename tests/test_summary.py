@@ -108,3 +108,48 @@ def test_a_summary_within_the_cap_lists_every_row_and_no_rest_line() -> None:
     text = summary.mimebundle(records, REGION, 1.0, "0")[0]["text/plain"]
     assert text.count(summary.NESTED_MARK) == 3
     assert "more cells" not in text and "most costly" not in text
+
+
+def test_many_nested_windows_under_few_cells_list_every_cell_and_say_the_rest() -> None:
+    """Nine cells with 19 windows nested in the first are more rows than ``MAX_ROWS``: every
+    cell is listed (no "0 more cells" line), and a note says the nested windows are not."""
+    from nbcarbon import summary
+    from tests.test_readout_share import REGION
+
+    records = _cells(9, nested_under_first=19)
+    text = summary.mimebundle(records, REGION, 1.0, "0")[0]["text/plain"]
+    assert sum(line.startswith("In [") for line in text.splitlines()) == 9
+    assert summary.NESTED_MARK not in text and "more cell" not in text and "most costly" not in text
+    assert "19 nested windows are not listed, each already in its cell's energy" in text
+    assert "total (9 cells, 19 nested windows counted in them)" in text
+
+
+def test_a_summary_inside_a_measured_cell_leaves_out_that_cells_windows(shell, capsys) -> None:
+    """Asked for inside a running cell, the summary must not count that cell's finished nested
+    window as a cell of its own: the running cell's record will cover it."""
+    import nbcarbon.api
+
+    shell.run_cell("%%carbon --label X\nx = 1")
+    capsys.readouterr()
+    shell.run_cell("%%carbon --label Y\nimport nbcarbon\nwith nbcarbon.track('t', display=False):\n"
+                   "    pass\nget_ipython().run_line_magic('carbon', 'summary')")
+    text = capsys.readouterr().out
+    table = text[text.index("nbcarbon summary"):]
+    assert "total (1 cell)" in table and "X" in table and "  t " not in table
+    assert "1 window inside the cell still running is left out" in table
+    x, t, y = nbcarbon.api.default_session().records
+    assert t.parent_id == y.id and [fp.label for fp in (x, t, y)] == ["X", "t", "Y"]
+
+
+def test_a_summary_says_that_earlier_runs_of_a_cell_are_counted(shell, capsys) -> None:
+    """The session counts every run's energy; the saved notebook keeps the last readout of a
+    cell run again, so a report on it counts less. The summary says why they differ."""
+    for _ in range(3):
+        shell.run_cell("%%carbon --label D\nx = 1", cell_id="cell-d")
+    shell.run_cell("%%carbon --label E\nx = 1", cell_id="cell-e")
+    capsys.readouterr()
+    shell.run_cell("%carbon summary")
+    text = capsys.readouterr().out
+    assert "total (4 cells)" in text
+    assert "2 earlier runs of re-run cells are counted" in text
+    assert "a report on the saved file counts the last runs" in text
