@@ -14,7 +14,7 @@ from html import escape
 
 from .footprint import Footprint, top_level
 from .meters.base import METHOD_KIND
-from .readout import escape_controls, format_mass
+from .readout import escape_controls, format_mass, share_basis_label
 
 #: How a method is named in prose (the readout's labels are longer).
 SHORT = {
@@ -38,6 +38,9 @@ class Methods:
     regions: tuple[tuple[str, float, str, int | None, str], ...]  # (code, g/kWh, source, year, basis)
     pues: tuple[float, ...]
     versions: tuple[str, ...]
+    #: (method, how it was split) of the methods whose energy is this process's share of a
+    #: machine-wide counter: the counter is measured, the split is not, and prose must say so.
+    shares: tuple[tuple[str, str], ...] = ()
 
 
 def methods(notebooks: Sequence[tuple[str, Sequence[Footprint]]]) -> Methods:
@@ -47,6 +50,7 @@ def methods(notebooks: Sequence[tuple[str, Sequence[Footprint]]]) -> Methods:
     regions: dict[tuple[str, float, str, int | None, str], None] = {}
     pues: dict[float, None] = {}
     versions: dict[str, None] = {}
+    shares: dict[tuple[str, str], None] = {}
     for _, records in notebooks:
         for fp in top_level(records):
             cells += 1
@@ -55,6 +59,8 @@ def methods(notebooks: Sequence[tuple[str, Sequence[Footprint]]]) -> Methods:
             co2e += fp.co2e_g
             for c in fp.components:
                 parts[(c.component, c.method)] = parts.get((c.component, c.method), 0.0) + c.energy_j
+                if c.share is not None:
+                    shares[(c.method, c.share.basis)] = None
             r = fp.region
             regions[(r.code, r.g_per_kwh, r.source, r.year, r.basis)] = None
             pues[fp.pue] = None
@@ -62,7 +68,7 @@ def methods(notebooks: Sequence[tuple[str, Sequence[Footprint]]]) -> Methods:
                 versions[fp.nbcarbon_version] = None
     return Methods(tuple(name for name, _ in notebooks), cells, duration, energy, co2e,
                    tuple((c, m, j) for (c, m), j in sorted(parts.items())), tuple(regions),
-                   tuple(pues), tuple(versions))
+                   tuple(pues), tuple(versions), tuple(shares))
 
 
 def energy_words(energy_j: float) -> str:
@@ -76,11 +82,19 @@ def energy_words(energy_j: float) -> str:
 
 
 def how_measured(m: Methods) -> str:
-    """``measured: RAPL, NVML; estimated: memory model``: kinds in a fixed order, names once."""
+    """``measured: RAPL, NVML; estimated: memory model``: kinds in a fixed order, names once;
+    a method whose energy was this process's share says how it was split."""
     by_kind: dict[str, dict[str, None]] = {}
     for _, method, _ in m.by_component:
-        by_kind.setdefault(METHOD_KIND.get(method, "estimated"), {})[SHORT.get(method, method)] = None
+        by_kind.setdefault(METHOD_KIND.get(method, "estimated"), {})[_named(m, method)] = None
     return "; ".join(f"{kind}: {', '.join(by_kind[kind])}" for kind in _KINDS if kind in by_kind)
+
+
+def _named(m: Methods, method: str) -> str:
+    """``RAPL``, or ``RAPL (the process's share, by CPU time)`` where it was shared."""
+    name = SHORT.get(method, method)
+    splits = [share_basis_label(basis) for shared, basis in m.shares if shared == method]
+    return f"{name} (the process's share, {' or '.join(splits)})" if splits else name
 
 
 def _region_words(m: Methods) -> str:
@@ -118,7 +132,7 @@ def _latex_escape(text: str) -> str:
 
 def _rows(m: Methods) -> list[tuple[str, str, str, str]]:
     total = m.energy_j or 1.0
-    return [(component, f"{METHOD_KIND.get(method, 'estimated')}: {SHORT.get(method, method)}",
+    return [(component, f"{METHOD_KIND.get(method, 'estimated')}: {_named(m, method)}",
              energy_words(joules), f"{joules / total * 100:.1f}\\%")
             for component, method, joules in m.by_component]
 
@@ -126,7 +140,7 @@ def _rows(m: Methods) -> list[tuple[str, str, str, str]]:
 def latex(m: Methods) -> str:
     """A methods paragraph and a ``tabular`` by component, ready for ``\\input``."""
     lines = [_latex_escape(paragraph(m)), "", r"\begin{tabular}{llrr}", r"\hline",
-             r"component & how obtained & energy & share \\", r"\hline"]
+             r"component & how obtained & energy & \% of energy \\", r"\hline"]
     for component, how, energy, share in _rows(m):
         lines.append(f"{_latex_escape(component)} & {_latex_escape(how)} & "
                      f"{_latex_escape(energy)} & {share} \\\\")
@@ -140,7 +154,7 @@ def markdown(m: Methods) -> str:
     from .report import markdown_cell
 
     lines = [f"**Methods.** {markdown_cell(paragraph(m))}", "",
-             "| component | how obtained | energy | share |", "| --- | --- | --- | --- |"]
+             "| component | how obtained | energy | % of energy |", "| --- | --- | --- | --- |"]
     lines += [f"| {markdown_cell(c)} | {markdown_cell(h)} | {e} | {s.replace(chr(92), '')} |"
               for c, h, e, s in _rows(m)]
     return "\n".join(lines)

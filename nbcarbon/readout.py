@@ -133,10 +133,16 @@ def format_duration(duration_s: float) -> str:
 
 
 def how_obtained(components: tuple[Component, ...] | list[Component]) -> str:
-    """'measured: RAPL counter; estimated: memory model' — grouped by kind, in a stable order."""
+    """'measured: RAPL counter; estimated: memory model' — grouped by kind, in a stable order.
+
+    A component that is this process's share of a machine-wide counter says so, with how it was
+    split ('RAPL counter (share by CPU time)'): the counter is measured, the split is not.
+    """
     groups: dict[str, list[str]] = {}
     for c in components:
         label = METHOD_LABEL.get(c.method, c.method)
+        if c.share is not None:
+            label = f"{label} (share {share_basis_label(c.share.basis)})"
         names = groups.setdefault(c.kind, [])
         if label not in names:
             names.append(label)
@@ -201,6 +207,11 @@ SHARE_BASIS_LABEL = {
 }
 
 
+def share_basis_label(basis: str) -> str:
+    """How a share was split, in words ('by CPU time'); an unknown basis as 'by <basis>'."""
+    return SHARE_BASIS_LABEL.get(basis) or f"by {basis}"
+
+
 def share_note(c: Component) -> str | None:
     """"your share: 38% of package-0's 40 J (11.1 mWh), by CPU time", or ``None`` for a whole
     counter.
@@ -212,7 +223,7 @@ def share_note(c: Component) -> str | None:
     s = c.share
     if s is None:
         return None
-    basis = SHARE_BASIS_LABEL.get(s.basis, f"by {s.basis}")
+    basis = share_basis_label(s.basis)
     return (f"your share: {s.fraction * 100:.3g}% of {shown_label(c.device, 40)}'s "
             f"{format_energy(s.machine_energy_j)}, {basis}")
 

@@ -55,6 +55,7 @@ class Row:
 #: field: half the time of making 50,000 rows). See :func:`~nbcarbon.footprint.instance_maker`.
 _make_row = instance_maker(Row)
 _methods, _parent_id, _id = attrgetter("method"), attrgetter("parent_id"), attrgetter("id")
+_share = attrgetter("share")
 #: What :func:`rows` reads from each record, in one call.
 _ROW_SOURCES = attrgetter("label", "execution_count", "components", "region", "status", "duration_s",
                           "energy_j", "co2e_g", "pue", "id", "parent_id")
@@ -90,6 +91,9 @@ def rows(notebook: str, records: Sequence[Footprint]) -> list[Row]:
         cell = label if label is not None else (
             f"[{count}]" if count is not None else ident[:8])
         methods = tuple(map(_methods, components))
+        shares = tuple(map(_share, components))
+        if any(shares):  # how each share was split is said too (how_obtained)
+            methods += tuple(s.basis if s is not None else "" for s in shares)
         method = how.get(methods)
         if method is None:
             method = how[methods] = how_obtained(components)

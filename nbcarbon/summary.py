@@ -17,12 +17,12 @@ from typing import Any
 from .footprint import METADATA_KEY, Footprint, PricedRegion, top_level, tree_order
 from .readout import (
     ROW_STYLE,
-    SHARE_BASIS_LABEL,
     TABLE_STYLE,
     format_duration,
     format_energy,
     format_mass,
     how_obtained,
+    share_basis_label,
     shown_label,
 )
 from .session import Totals
@@ -262,7 +262,7 @@ def share_line(shared: Sequence[Footprint], all_cells: bool) -> str:
     for fp in shared:
         for c in fp.components:
             if c.share is not None:
-                label = SHARE_BASIS_LABEL.get(c.share.basis, f"by {c.share.basis}")
+                label = share_basis_label(c.share.basis)
                 if label not in bases:
                     bases.append(label)
     how = f" ({'; '.join(bases)})" if bases else ""

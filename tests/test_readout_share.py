@@ -107,3 +107,25 @@ def test_summary_marks_the_shared_rows_when_only_some_are() -> None:
 def test_summary_without_shares_says_nothing_of_them() -> None:
     data, _ = summary.mimebundle([record(i, shared=False) for i in range(2)], REGION, 1.0, "0")
     assert "share" not in data["text/plain"] and "share" not in data["text/html"]
+
+
+def test_every_view_that_names_methods_says_which_energy_is_a_share() -> None:
+    """The counter is measured, the split between processes is not: the method column of the
+    summary and the report, and the paper's prose and table, say how a share was split."""
+    from nbcarbon import paper, report
+    from nbcarbon.readout import how_obtained
+
+    fp = record(0)
+    how = how_obtained(fp.components)
+    assert how == ("measured: RAPL counter (share by CPU time), RAPL counter, "
+                   "NVML energy counter (share by GPU utilization)")
+    assert how_obtained(record(1, shared=False).components) == "measured: RAPL counter, NVML energy counter"
+    assert [r.method for r in report.rows("nb", [fp, record(1, shared=False), record(2)])] == [
+        how, "measured: RAPL counter, NVML energy counter", how]
+    m = paper.methods([("nb", [fp])])
+    assert ("(measured: RAPL (the process's share, by CPU time), "
+            "NVML (the process's share, by GPU utilization))") in paper.sentence(m)
+    latex = paper.latex(m)
+    assert r"component & how obtained & energy & \% of energy \\" in latex
+    assert r"measured: RAPL (the process's share, by CPU time)" in latex
+    assert "| component | how obtained | energy | % of energy |" in paper.markdown(m)
