@@ -147,7 +147,9 @@ def sparkline_svg(values: Sequence[float], width: int = 220, height: int = 44) -
             f'<polyline fill="none" stroke="#3a7d44" stroke-width="1.5" points="{pts}"/></svg>')
 
 
-_GREY = "color:#888"  # reads on light and dark themes alike
+#: Secondary text: the theme's own secondary colour in JupyterLab (4.5:1 or more on its light and
+#: dark backgrounds; #888 was 3.5:1 on white), a darker grey where no theme is (GitHub, nbviewer).
+_GREY = "color:var(--jp-content-font-color2,#666)"
 _NOWRAP = "white-space:nowrap"
 
 
@@ -271,7 +273,8 @@ class Dashboard:
         self.search = w.Text(placeholder="search code or name", description="region",
                              layout=w.Layout(width="240px"))
         self.region = w.Dropdown(options=[_option(r) for r in intensity.all_regions()],
-                                 value=session.region.code, layout=w.Layout(width="360px"))
+                                 value=session.region.code,
+                                 layout=w.Layout(width="360px", max_width="100%"))
         self.pue = w.BoundedFloatText(value=session.pue, min=1.0, max=3.0, step=0.05,
                                       description="PUE", layout=w.Layout(width="150px"))
         self.search.observe(self._on_search, "value")
@@ -286,7 +289,7 @@ class Dashboard:
         self.widget = w.VBox([
             w.HTML(f'<div style="{_STYLE}"><b>nbcarbon dashboard</b></div>'),
             w.HBox([w.VBox([self.totals, self.cells], layout=card("420px")),
-                    w.VBox([self.power, self.sparkline], layout=card("260px"))],
+                    w.VBox([self.power, self.sparkline], layout=card("340px"))],
                    layout=w.Layout(flex_flow="row wrap", align_items="stretch")),
             w.HBox([self.search, self.region, self.pue],
                    layout=w.Layout(flex_flow="row wrap")),

@@ -26,8 +26,18 @@ METHOD_LABEL = {
 }
 #: Where the readout's HTML ends up is a shared notebook: keep styles inline and neutral so
 #: they survive sanitisers and suit both light and dark themes.
+#: ``overflow-x:auto``: a readout wider than a narrow window scrolls inside its box (its table
+#: does not wrap, see ``_TABLE``) instead of being cut off at the output area's edge.
 _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
-        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
+        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0;overflow-x:auto")
+#: The box of a cell that did not finish (error, interrupted): its rule in the warning colour,
+#: as the extension's badge marks it.
+_BOX_UNFINISHED = _BOX.replace("#3a7d44", "#b35900")
+
+
+def _boxed(fp: Footprint, html: str) -> str:
+    """``html`` (which opens with the readout's box) in the box for ``fp``'s status."""
+    return html if fp.status == "ok" else html.replace(_BOX, _BOX_UNFINISHED, 1)
 
 
 #: The most characters of a label a readout or table shows; the record keeps the label whole.
@@ -195,8 +205,12 @@ def one_line(fp: Footprint, brief: bool = False) -> str:
     status = "" if fp.status == "ok" else f" · {fp.status}"
     warn = f" · {len(fp.warnings)} warning(s)" if fp.warnings else ""
     where = "" if brief else f" · {fp.region.code} · {how_obtained(fp.components)}"
-    return (f"nbcarbon: {format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e · "
-            f"{format_duration(fp.duration_s)}{status}{where}{warn}")
+    # A labelled window (``track("inner")``) is named, so two in one cell can be told apart; a
+    # nested one says that its cell's readout already includes it.
+    who = f"nbcarbon · {shown_label(fp.label)}:" if fp.label is not None else "nbcarbon:"
+    nested = " · nested: in its parent's total" if fp.parent_id is not None else ""
+    return (f"{who} {format_energy(fp.energy_j)} · {format_mass(fp.co2e_g)} CO2e · "
+            f"{format_duration(fp.duration_s)}{status}{nested}{where}{warn}")
 
 
 #: How a share of a machine-wide counter was split (``Share.basis``), as the readout says it.
@@ -274,7 +288,7 @@ def _text(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
 #: the UI font size; nbconvert's classic template does much the same. Inline styles win over
 #: those stylesheets (none uses !important), so the readout looks the same everywhere.
 TABLE_STYLE = ("border-collapse:collapse;border:none;margin:2px 0;font-size:inherit;"
-               "color:inherit;table-layout:auto")
+               "color:inherit;table-layout:auto;white-space:nowrap")
 ROW_STYLE = "background:none;border:none"
 _TD = "padding:0 10px 0 0;border:none;line-height:inherit;text-align:"
 
@@ -292,7 +306,7 @@ _CELL_L = '<td style="padding:0 1em 0 0;border:0;text-align:left">'
 _CELL_R = '<td style="padding:0 1em 0 0;border:0;text-align:right">'
 _ROW = '<tr style="background:none;border:0">'
 _TABLE = ('<table style="border-collapse:collapse;border:0;margin:2px 0;font-size:inherit;'
-          'color:inherit;table-layout:auto">')
+          'color:inherit;table-layout:auto;white-space:nowrap">')
 _WARN = '<div style="color:#b35900">⚠ '
 #: A share is said on a row of its own under its component, from the device column on (as in
 #: the text readout): in the method's cell it would make the row two lines high, and the
@@ -304,8 +318,8 @@ _SHARE = (f'{_ROW}{_CELL_L}</td><td colspan="5" '
 def html(fp: Footprint, compact: bool = False, brief: bool = False) -> str:
     """Script-free HTML; every value escaped."""
     if compact:
-        return f'<div style="{_BOX}">{escape(one_line(fp, brief))}</div>'
-    return _html(fp, _component_cells(fp))
+        return _boxed(fp, f'<div style="{_BOX}">{escape(one_line(fp, brief))}</div>')
+    return _boxed(fp, _html(fp, _component_cells(fp)))
 
 
 def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
@@ -335,7 +349,8 @@ def mimebundle(fp: Footprint, compact: bool = False,
     (``brief``: the compact line without region and methods, see :func:`one_line`)."""
     if compact:
         line = one_line(fp, brief)
-        data = {"text/plain": line, "text/html": f'<div style="{_BOX}">{escape(line)}</div>'}
+        data = {"text/plain": line,
+                "text/html": _boxed(fp, f'<div style="{_BOX}">{escape(line)}</div>')}
     else:
         data = _full(fp)
     return data, {METADATA_KEY: fp.to_dict()}
@@ -381,7 +396,7 @@ def _full(fp: Footprint) -> dict[str, str]:
             note = share_note(c)
             plain.append(note)
             rich.append(escape(note))  # type: ignore[arg-type]
-    return {"text/plain": found[0].format(*plain), "text/html": found[1].format(*rich)}
+    return {"text/plain": found[0].format(*plain), "text/html": _boxed(fp, found[1].format(*rich))}
 
 
 def _literal(text: str) -> str:

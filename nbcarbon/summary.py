@@ -29,7 +29,7 @@ from .session import Totals
 
 KIND = "summary"
 _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
-        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0")
+        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0;overflow-x:auto")
 _COLUMNS = (("cell", "left"), ("status", "left"), ("duration", "right"), ("energy", "right"),
             ("CO2e", "right"), ("region", "left"), ("how obtained", "left"))
 

@@ -205,3 +205,33 @@ def test_ctrl_c_while_a_window_opens_leaves_no_window_open(shell, capsys, counte
     assert inner.parent_id == after.id and after.parent_id is None
     assert [fp.label for fp in tops()] == ["warm", "after"]
     assert session.totals().cells == 2
+
+
+def test_a_nested_blocks_compact_readout_names_it_and_says_it_is_in_its_parent(shell, capsys) -> None:
+    """Two ``track()`` blocks in one cell each show a compact line: named by their labels, and
+    saying that the cell's readout already includes them (so nobody adds them again)."""
+    from nbcarbon import readout
+
+    shell.run_cell("%%carbon --label outer\nimport nbcarbon\nwith nbcarbon.track('load'):\n    pass\n"
+                   "with nbcarbon.track('fit'):\n    pass")
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("nbcarbon")]
+    assert lines[0].startswith("nbcarbon · load: ") and lines[1].startswith("nbcarbon · fit: ")
+    assert all(" · nested: in its parent's total · SE · " in line for line in lines[:2])
+    load, fit, outer = records()
+    assert readout.one_line(outer).startswith("nbcarbon · outer: ")
+    assert "nested" not in readout.one_line(outer)
+
+
+def test_a_cell_that_did_not_finish_has_its_readout_ruled_in_the_warning_colour(shell) -> None:
+    from nbcarbon import readout
+
+    shell.run_cell("%%carbon --label ok\nx = 1")
+    shell.run_cell("%%carbon --label bad\n1 / 0")
+    ok, bad = records()
+    assert bad.status == "error"
+    for compact in (False, True):
+        assert "#3a7d44" in readout.mimebundle(ok, compact)[0]["text/html"][:300]
+        html = readout.mimebundle(bad, compact)[0]["text/html"]
+        assert "border-left:3px solid #b35900" in html and "#3a7d44" not in html
+        assert html == readout.html(bad, compact)
