@@ -225,10 +225,14 @@ def static_html(session: Session) -> str:
     """The dashboard as plain HTML, for renderers without widgets (GitHub, nbviewer), as tqdm does.
 
     A snapshot of when it was shown: the session's totals, its cells and the pricing, no controls.
+    It says so, and where later figures are: updating it would mean sending the widget's view
+    again with every cell, which redraws the live panel under the user's hands.
     """
     records = session.top_records()
     return (f'<div style="{_STYLE};border-left:3px solid #3a7d44;padding:2px 8px">'
-            f'<b>nbcarbon dashboard</b> <span style="{_GREY}">(snapshot; live in a running kernel)</span>'
+            f'<b>nbcarbon dashboard</b> <span style="{_GREY}">(a snapshot from when it was shown, '
+            "live in a running kernel; cells run and prices changed later are in the readouts "
+            "and <code>%carbon summary</code>)</span>"
             f"{totals_html(session.totals(), records)}{cells_html(records)}"
             f"{pricing_html(session, None)}</div>")
 
@@ -236,7 +240,9 @@ def static_html(session: Session) -> str:
 def static_text(session: Session) -> str:
     """One plain-text line: what a renderer without HTML or widgets shows."""
     t = session.totals()
-    return (f"nbcarbon dashboard (snapshot): {t.cells} cell(s) · {format_duration(t.duration_s)} · "
+    return (f"nbcarbon dashboard (snapshot from when it was shown; cells run and prices changed later "
+            f"are in the readouts and %carbon summary): {t.cells} cell(s) · "
+            f"{format_duration(t.duration_s)} · "
             f"{format_energy(t.energy_j)} · {format_mass(t.co2e_g)} CO2e · {session.region.code} · "
             f"PUE {session.pue:g}")
 

@@ -114,7 +114,8 @@ def test_dashboard_is_readable_without_widgets_and_its_state_is_saved(runs: dict
     assert len(streams) == 1 and streams[0].startswith("nbcarbon: measuring")
     (view,) = [o for o in dash["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     plain, html = _text(view["data"]["text/plain"]), _text(view["data"]["text/html"])
-    assert plain.startswith("nbcarbon dashboard (snapshot): ") and "VBox" not in plain
+    assert plain.startswith("nbcarbon dashboard (snapshot from when it was shown; ") and "VBox" not in plain
+    assert "are in the readouts and %carbon summary): " in plain
     assert "<script" not in html and "nbcarbon dashboard" in html and "CO2e" in html
     state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert view["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] in state
