@@ -272,9 +272,9 @@ class CarbonExtension:
     def _update_summaries(self, changed: list[Footprint]) -> None:
         """Re-render every summary shown, in place, through its display id (readouts: shown.py)."""
         if changed and self._summaries:
-            by_id = {fp.id: fp for fp in self.session.records}
+            by_id = {fp.id: fp for fp in (*self.session.retired, *self.session.records)}
             for summary_id, (cells, created_at, left_out) in self._summaries.items():
-                if all(c in by_id for c in cells):  # after %carbon reset a summary keeps its prices
+                if all(c in by_id for c in cells):  # cells gone from the session keep their prices
                     self._show_summary([by_id[c] for c in cells], summary_id, created_at, left_out)
 
     def show_summary(self) -> None:

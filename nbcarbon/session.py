@@ -187,6 +187,9 @@ class Session:
         self._probe: ProbeResult | None = None
         self.sampler: Sampler | None = None
         self.records: list[Footprint] = []
+        #: Records set aside by :meth:`reset`: out of every total, but their readouts are still
+        #: in the notebook, so they are re-priced with the rest (the most recent RECORDS_KEPT).
+        self.retired: list[Footprint] = []
         self._pinned_region: set[str] = set()
         self._pinned_pue: set[str] = set()
         self._sources: dict[str, str] = {}  # record id -> what opened its window (for the ledger)
@@ -637,14 +640,15 @@ class Session:
         changed = []
         if region_too:
             self._forgotten.region_changed(self._region.g_per_kwh)
-        for i, fp in enumerate(self.records):
-            new = fp.repriced(
-                None if fp.id in self._pinned_region or not region_too else self._region,
-                None if fp.id in self._pinned_pue else self._pue,
-            )
-            if new != fp:
-                self.records[i] = new
-                changed.append(new)
+        for records in (self.retired, self.records):
+            for i, fp in enumerate(records):
+                new = fp.repriced(
+                    None if fp.id in self._pinned_region or not region_too else self._region,
+                    None if fp.id in self._pinned_pue else self._pue,
+                )
+                if new != fp:
+                    records[i] = new
+                    changed.append(new)
         _tell(list(self._reprice_listeners), changed, self.add_notice, "re-pricing")
         return changed
 
@@ -681,14 +685,24 @@ class Session:
         )
 
     def reset(self) -> None:
-        """Forget the session's records (saved notebooks and the ledger keep theirs)."""
+        """Start the session's totals afresh (saved notebooks and the ledger keep their records).
+
+        The records leave every total but are kept aside (:attr:`retired`): their readouts are
+        still in the notebook, and a region or PUE change must reach them too, or the notebook
+        would hold cells priced for two grids. Their pins and sources stay with them.
+        """
         with self._lock:
+            self.retired.extend(self.records)
             self.records.clear()
             self._held.clear()
-            self._sources.clear()
-            self._pinned_region.clear()
-            self._pinned_pue.clear()
             self._forgotten = _Forgotten()
+            excess = len(self.retired) - RECORDS_KEPT
+            if excess > 0:
+                for old in self.retired[:excess]:
+                    self._sources.pop(old.id, None)
+                    self._pinned_region.discard(old.id)
+                    self._pinned_pue.discard(old.id)
+                del self.retired[:excess]
 
 
 def _tell(listeners: Sequence[Callable[[Any], None]], value: Any, notify: Callable[[str], None],

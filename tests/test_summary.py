@@ -153,3 +153,28 @@ def test_a_summary_says_that_earlier_runs_of_a_cell_are_counted(shell, capsys) -
     assert "total (4 cells)" in text
     assert "2 earlier runs of re-run cells are counted" in text
     assert "a report on the saved file counts the last runs" in text
+
+
+def test_after_a_reset_a_region_change_still_reaches_every_readout(tmp_path: Path) -> None:
+    """``%carbon reset`` starts the totals afresh; the readouts already shown stay in the
+    notebook, so a later re-price must reach them too, or the saved file mixes two grids."""
+    env = kernel_env(tmp_path)
+    nb = run_cells([
+        "%load_ext nbcarbon",
+        "%%carbon --label a\nx = 1",
+        "%%carbon --label pinned --pue 1.3\nx = 1",
+        "%carbon summary",
+        "%carbon reset",
+        "%%carbon --label b\nx = 1",
+        "%carbon region PL",
+        "import nbcarbon.api as a\nt = a.default_session().totals()\nprint(t.cells)",
+        "%unload_ext nbcarbon",
+    ], env)
+    a, pinned, b = (records_of(nb.cells[i])[0] for i in (1, 2, 5))
+    summary_rec = _summary_output(nb.cells[3])["metadata"]["nbcarbon"]
+    assert {a["region"]["code"], pinned["region"]["code"], b["region"]["code"],
+            summary_rec["region"]["code"]} == {"PL"}
+    assert (a["pue"], pinned["pue"], b["pue"]) == (1.0, 1.3, 1.0)  # the pin stays with its record
+    assert math.isclose(summary_rec["co2e_g"], a["co2e_g"] + pinned["co2e_g"], rel_tol=1e-12)
+    assert "3 readout(s) re-priced" in nb.cells[6]["outputs"][0]["text"]
+    assert nb.cells[7]["outputs"][0]["text"].strip() == "1"  # only b since the reset
