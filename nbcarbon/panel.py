@@ -221,30 +221,43 @@ def pricing_html(session: Session, pending: str | None) -> str:
             f"chosen by {escape(r.chosen_by)}) · PUE {session.pue:g}{note}</div>")
 
 
-def static_html(session: Session) -> str:
+#: When a saved snapshot was taken, as its text says it (``when`` of :func:`static_html`).
+SHOWN = "a snapshot from when it was shown"
+
+
+def static_html(session: Session, when: str = SHOWN) -> str:
     """The dashboard as plain HTML, for renderers without widgets (GitHub, nbviewer), as tqdm does.
 
-    A snapshot of when it was shown: the session's totals, its cells and the pricing, no controls.
-    It says so, and where later figures are: updating it would mean sending the widget's view
-    again with every cell, which redraws the live panel under the user's hands.
+    A snapshot: the session's totals, its cells and the pricing, no controls. It says when it
+    was taken and where later figures are. It is not updated while the panel is shown: sending
+    the widget's output again makes JupyterLab draw a second view of the live panel. ``nbcarbon
+    run`` takes it again at the end of the run (``when``), where no one is looking.
     """
     records = session.top_records()
     return (f'<div style="{_STYLE};border-left:3px solid #3a7d44;padding:2px 8px">'
-            f'<b>nbcarbon dashboard</b> <span style="{_GREY}">(a snapshot from when it was shown, '
-            "live in a running kernel; cells run and prices changed later are in the readouts "
-            "and <code>%carbon summary</code>)</span>"
+            f'<b>nbcarbon dashboard</b> <span style="{_GREY}">({escape(when)}, live in a running '
+            "kernel; cells run and prices changed later are in the readouts and "
+            "<code>%carbon summary</code>)</span>"
             f"{totals_html(session.totals(), records)}{cells_html(records)}"
             f"{pricing_html(session, None)}</div>")
 
 
-def static_text(session: Session) -> str:
+def static_text(session: Session, when: str = SHOWN) -> str:
     """One plain-text line: what a renderer without HTML or widgets shows."""
     t = session.totals()
-    return (f"nbcarbon dashboard (snapshot from when it was shown; cells run and prices changed later "
-            f"are in the readouts and %carbon summary): {t.cells} cell(s) · "
-            f"{format_duration(t.duration_s)} · "
+    return (f"nbcarbon dashboard ({when}; cells run and prices changed later are in the readouts "
+            f"and %carbon summary): {t.cells} cell(s) · {format_duration(t.duration_s)} · "
             f"{format_energy(t.energy_j)} · {format_mass(t.co2e_g)} CO2e · {session.region.code} · "
             f"PUE {session.pue:g}")
+
+
+def snapshot_json(session: Session, when: str) -> str:
+    """The saved snapshot's ``text/plain`` and ``text/html`` as JSON, for ``nbcarbon run`` to
+    put in the dashboards it saves (it asks the kernel, where the session is, for this)."""
+    import json
+
+    return json.dumps({"text/plain": static_text(session, when),
+                       "text/html": static_html(session, when)})
 
 
 def _option(region: intensity.Region) -> tuple[str, str]:

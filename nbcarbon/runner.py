@@ -287,6 +287,7 @@ def run_notebook(
                 result.not_run = len(code_cells) - n
             if not dead:
                 _append_summary(client, nb, code_cells)
+                _refresh_dashboards(client, nb)
             client.set_widgets_metadata()
     finally:
         if started:
@@ -318,6 +319,42 @@ def _append_summary(client: Any, nb: Any, code_cells: list[int]) -> None:
         return
     if _error_of(cell) is not None:
         nb.cells.remove(cell)
+
+
+#: How a dashboard's saved snapshot says when ``nbcarbon run`` took it.
+RUN_END = "as at the end of the run"
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _refresh_dashboards(client: Any, nb: Any) -> None:
+    """Give each dashboard the run showed the snapshot of the run's end.
+
+    A dashboard shown by an early cell was saved with that moment's snapshot ("0 cells"), which
+    is what GitHub and nbviewer show. The kernel holds the session, so it is asked for the
+    snapshot; the run's outputs are then edited in place, as nobody watches the widget here.
+    A failure leaves the snapshots as they were, never the run.
+    """
+    import ast
+    import json
+
+    shown = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+             if _WIDGET_VIEW in out.get("data", {})
+             and str(out["data"].get("text/plain", "")).startswith("nbcarbon dashboard (")]
+    if not shown:
+        return
+    code = ("__import__('nbcarbon.panel').panel.snapshot_json("
+            f"__import__('nbcarbon.api').api.default_session(), {RUN_END!r})")
+    try:
+        msg_id = client.kc.execute("", silent=True, store_history=False,
+                                   user_expressions={"snapshot": code})
+        reply = client.wait_for_reply(msg_id)
+        found = reply["content"]["user_expressions"]["snapshot"]
+        bundle = json.loads(ast.literal_eval(found["data"]["text/plain"]))
+    except Exception:  # noqa: BLE001 - the run's records stand; the snapshots stay as saved
+        return
+    for out in shown:
+        out["data"]["text/plain"] = bundle["text/plain"]
+        out["data"]["text/html"] = bundle["text/html"]
 
 
 def _first_line(text: str) -> str:

@@ -114,8 +114,11 @@ def test_dashboard_is_readable_without_widgets_and_its_state_is_saved(runs: dict
     assert len(streams) == 1 and streams[0].startswith("nbcarbon: measuring")
     (view,) = [o for o in dash["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     plain, html = _text(view["data"]["text/plain"]), _text(view["data"]["text/html"])
-    assert plain.startswith("nbcarbon dashboard (snapshot from when it was shown; ") and "VBox" not in plain
-    assert "are in the readouts and %carbon summary): " in plain
+    # Taken again at the run's end (the kernel asked for it): what GitHub shows is the run's.
+    (summary,) = _records(nb["cells"][-1], "summary")
+    assert plain.startswith("nbcarbon dashboard (as at the end of the run; ") and "VBox" not in plain
+    assert f"are in the readouts and %carbon summary): {summary['n_cells']} cell(s) · " in plain
+    assert "as at the end of the run" in html
     assert "<script" not in html and "nbcarbon dashboard" in html and "CO2e" in html
     state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert view["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] in state
@@ -147,3 +150,20 @@ def test_without_allow_errors_a_fresh_run_stops_with_status_1(tmp_path: Path) ->
     src = write(tmp_path / "fails.ipynb", notebook("x = 1", "1 / 0", "x + 1"))
     proc = cli("run", src, env=kernel_env(tmp_path), cwd=tmp_path)
     assert proc.returncode == 1 and "the 1 cell(s) after it were not run" in proc.stderr
+
+
+def test_a_dashboard_shown_first_is_saved_with_the_whole_runs_figures(tmp_path: Path) -> None:
+    """Shown by the first cell, its snapshot said "0 cell(s)"; the run takes it again at its
+    end, so a reader without widgets (GitHub) sees what the run measured."""
+    env = kernel_env(tmp_path)
+    src = write(tmp_path / "dash.ipynb", notebook("%carbon dashboard", "x = sum(range(10**5))",
+                                                  "y = sum(range(10**5))"))
+    proc = cli("run", src, "-o", tmp_path / "out.ipynb", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    (view,) = [o for o in _code(nb)[0]["outputs"]
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    plain = _text(view["data"]["text/plain"])
+    assert plain.startswith("nbcarbon dashboard (as at the end of the run; "), plain
+    assert "): 2 cell(s) · " in plain
+    assert "2 cells" in _text(view["data"]["text/html"])
