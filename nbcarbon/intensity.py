@@ -52,7 +52,7 @@ CODE_FORMS = (
     "an ISO country code or name (SE, SWE, Sweden), a sub-national code (US-CA, IN-MH), "
     "a cloud region (aws:eu-north-1, gcp:europe-west9, azure:swedencentral) or WORLD"
 )
-_LIST_HINT = "`%carbon regions TEXT` lists regions."
+_LIST_HINT = "`%carbon regions TEXT` (in a terminal, `nbcarbon regions TEXT`) lists regions."
 _MAX_SUGGESTIONS = 5
 
 #: Cloud environment variables, in the order they are consulted, and the provider they imply.
@@ -358,7 +358,27 @@ def suggestions(text: str, limit: int = _MAX_SUGGESTIONS) -> list[Region]:
             found.append(region)
         if len(found) == limit:
             break
+    if not found and len(key) <= 3:
+        # A mistyped short code ("ZZ") is too short for difflib's ratio: the codes one letter
+        # away are its closest, those sharing the longest start first (ZA, ZM, ZW, then AZ...).
+        for code in _one_letter_away(key):
+            region = _find(code)
+            if region is not None and region not in found:
+                found.append(region)
+            if len(found) == limit:
+                break
     return found
+
+
+def _one_letter_away(key: str) -> list[str]:
+    """The normalised codes as long as ``key`` that differ from it in one place, latest first."""
+    near = []
+    for code in _codes():
+        if len(code) == len(key):
+            differ = [i for i, (a, b) in enumerate(zip(code, key, strict=True)) if a != b]
+            if len(differ) == 1:
+                near.append((-differ[0], code))
+    return [code for _, code in sorted(near, key=lambda pair: pair[0])]
 
 
 def label(region: Region) -> str:

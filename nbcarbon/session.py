@@ -329,7 +329,7 @@ class Session:
         level, even if a window of an earlier cell was left open.
         """
         pinned_region = priced(intensity.lookup(region), "magic") if region else None
-        pinned_pue = parse_pue(pue, "--pue") if pue is not None else None
+        pinned_pue = parse_pue(pue, "pue") if pue is not None else None
         if self._reprobe_wanted and not self._open:
             self._maybe_reprobe()
         sampler = self.sampler
@@ -375,7 +375,7 @@ class Session:
         if region:
             changes["region"] = priced(intensity.lookup(region), "magic")
         if pue is not None:
-            changes["pue"] = parse_pue(pue, "--pue")
+            changes["pue"] = parse_pue(pue, "pue")
         if not changes:
             return window
         new = replace(window, **changes)

@@ -96,3 +96,12 @@ def test_records_are_collected_and_problems_listed(tmp_path: Path) -> None:
     found = load_records(path)
     assert [r.id for r in found.records] == ["a" * 32]
     assert len(found.problems) == 1 and "newer" in found.problems[0]
+
+
+def test_a_bad_pue_given_to_track_names_the_parameter_as_written_there() -> None:
+    import nbcarbon
+    from nbcarbon.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=r"^pue must be a number from 1 to 3"):
+        with nbcarbon.track("x", pue=7, display=False):
+            pass

@@ -474,3 +474,13 @@ def test_detect_with_a_fake_etc_tree(tmp_path: Path) -> None:
     region, why = detect(environ, system_timezone(environ, etc))
     assert (region.code, why) == ("IN", "timezone:Asia/Calcutta")
     assert region.to_dict(why)["chosen_by"] == "timezone:Asia/Calcutta"
+
+
+@pytest.mark.parametrize("typed, first", [("ZZ", ["ZA", "ZM", "ZW"]), ("QQ", ["QA"])])
+def test_a_mistyped_short_code_names_the_codes_one_letter_away(typed: str, first: list[str]) -> None:
+    """Too short for a similarity ratio, a two-letter code still gets its closest matches."""
+    with pytest.raises(RegionError) as info:
+        intensity.lookup(typed)
+    assert list(info.value.suggestions[:len(first)]) == first
+    assert "Did you mean: " in str(info.value)
+    assert "`%carbon regions TEXT` (in a terminal, `nbcarbon regions TEXT`)" in str(info.value)
