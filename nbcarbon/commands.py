@@ -20,6 +20,23 @@ from .session import priced
 from .settings import parse_pue
 from .status import attribution_line, region_brief, regions_text, session_status
 
+#: What each command takes, for the message when it is given the wrong arguments.
+USAGE = {
+    "status": "%carbon status (no arguments)",
+    "region": "%carbon region CODE (one code: an ISO country code or name, US-CA, aws:eu-north-1, WORLD)",
+    "regions": "%carbon regions [TEXT] (at most one search text)",
+    "pue": "%carbon pue X (one number from 1 to 3)",
+    "dashboard": "%carbon dashboard (no arguments)",
+    "summary": "%carbon summary (no arguments)",
+    "live": "%carbon live on|off",
+    "dask": "%carbon dask on|off",
+    "compare": "%carbon compare CODE [CODE ...] (one or more regions)",
+    "plot": "%carbon plot [cells|timeline]",
+    "auto": "%carbon auto on|off",
+    "attribution": "%carbon attribution [share|machine]",
+    "reset": "%carbon reset (no arguments)",
+}
+
 
 @magics_class
 class CarbonMagics(Magics):
@@ -125,12 +142,15 @@ class CarbonMagics(Magics):
         elif command == "forecast":
             return self._forecast(rest)
         elif command == "dask" and rest in (["on"], ["off"]):
-            from .cluster import auto
-
             if self.ext.dask_auto is not None:
                 self.ext.dask_auto.detach()
                 self.ext.dask_auto = None
             if rest == ["on"]:
+                try:
+                    from .cluster import auto
+                except ImportError as exc:  # distributed is an extra: say which, not a traceback
+                    raise UsageError(f"%carbon dask on needs Dask's distributed ({exc}); install it "
+                                     "with pip install 'nbcarbon[dask]'") from None
                 self.ext.dask_auto = auto(session)
             state = "on: cells include the default Dask client's workers" if rest == ["on"] else "off"
             print(f"nbcarbon: dask {state}")
@@ -154,7 +174,10 @@ class CarbonMagics(Magics):
             session.reset()
             if self.ext.dashboard is not None:
                 self.ext.dashboard.refresh()
-            print("nbcarbon: session records forgotten (saved readouts and the ledger keep theirs)")
+            print("nbcarbon: the session's totals start afresh (readouts already shown are still "
+                  "re-priced; saved notebooks and the ledger keep every record)")
+        elif command in USAGE:
+            raise UsageError(f"%carbon {' '.join([command, *rest])}: usage: {USAGE[command]}")
         else:
             raise UsageError(
                 f"%carbon {' '.join([command, *rest])}: unknown command; use one of: status, "

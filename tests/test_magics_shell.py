@@ -124,3 +124,35 @@ def test_live_and_forecast_commands_without_network(shell: InteractiveShell, cap
     assert shell.run_cell("%carbon live off").success
     shell.run_cell("%carbon status")
     assert "live: off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line, usage", [
+    ("%carbon pue", "%carbon pue: usage: %carbon pue X (one number from 1 to 3)"),
+    ("%carbon region", "%carbon region: usage: %carbon region CODE"),
+    ("%carbon region SE PL", "%carbon region SE PL: usage: %carbon region CODE"),
+    ("%carbon auto maybe", "%carbon auto maybe: usage: %carbon auto on|off"),
+    ("%carbon compare", "%carbon compare: usage: %carbon compare CODE [CODE ...]"),
+])
+def test_a_known_command_with_wrong_arguments_says_what_it_takes(shell, capsys, line: str,
+                                                                usage: str) -> None:
+    result = shell.run_cell(line)
+    assert not result.success
+    err = capsys.readouterr().err
+    assert usage in err and "unknown command" not in err and "Traceback" not in err
+
+
+def test_dask_without_distributed_is_one_line_and_off_needs_nothing(
+        shell, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``distributed`` is an extra: missing, ``dask on`` says how to install it, ``dask off``
+    (nothing attached) just succeeds; neither is a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "nbcarbon.cluster", raising=False)
+    assert shell.run_cell("%carbon dask off").success
+    assert capsys.readouterr().out.strip() == "nbcarbon: dask off"
+    result = shell.run_cell("%carbon dask on")
+    assert not result.success
+    err = capsys.readouterr().err
+    assert "pip install 'nbcarbon[dask]'" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
