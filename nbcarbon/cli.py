@@ -132,6 +132,11 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _note(message: str) -> None:
+    """One line on stderr that is not a failure (the exit status stays 0)."""
+    _fail(message)
+
+
 def _check_output(output: Path) -> None:
     """Refuse, before anything runs, an output file that could not be written afterwards.
 
@@ -266,6 +271,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.compare and args.format in ("latex", "svg"):
         raise _usage(f"--format {args.format} is not available with --compare; use table, json, "
                      "csv or markdown")
+    seen: set[str] = set()  # record ids already counted: a notebook given twice, or a copy
     for path in args.notebooks:
         try:
             found = load_records(path, max_bytes)
@@ -279,7 +285,13 @@ def _report(args: argparse.Namespace) -> int:
             _fail(f"{path}: no readable nbcarbon records"
                   + ("" if found.problems else "; measure it with `nbcarbon run`"))
         failed = failed or bool(found.problems) or not found.records
-        records = report.repriced(found.records, region, pue)
+        kept = [fp for fp in found.records if fp.id not in seen]
+        if len(kept) < len(found.records):
+            again = len(found.records) - len(kept)
+            _note(f"{path}: {again} record(s) already counted from a notebook before it (the "
+                  "same file, or a copy); each record is counted once")
+        seen.update(fp.id for fp in kept)
+        records = report.repriced(kept, region, pue)
         all_records.extend(records)
         per_notebook.append((path.name, records))
         all_rows.extend(report.rows(path.name, records))
@@ -303,6 +315,8 @@ def _report(args: argparse.Namespace) -> int:
         else:
             _say(paper.latex(found) if args.format == "latex" else paper.badge(found))
         return 1 if failed else 0
+    if not all_records and failed:  # nothing read: the errors above say why, no empty table
+        return 1
     _say_table(report.render(all_rows, "markdown" if args.format in ("latex", "svg") else args.format))
     return 1 if failed else 0
 

@@ -191,3 +191,30 @@ def test_regions_and_status(tmp_path: Path) -> None:
     assert regions.returncode == 0 and "SE" in regions.stdout and "Sweden" in regions.stdout
     status = cli("status", env=env)
     assert status.returncode == 0 and "meters:" in status.stdout and "region:" in status.stdout
+
+
+def test_a_notebook_given_twice_or_copied_is_counted_once(measured, tmp_path: Path, capsys) -> None:
+    """Record ids are unique: the same records in a second file (the file again, or a copy) are
+    the same work, counted once, and the report says so on stderr without failing."""
+    from nbcarbon import cli as nbcarbon_cli
+
+    copy = tmp_path / "copy.ipynb"
+    copy.write_bytes(measured["out"].read_bytes())
+    assert nbcarbon_cli.main(["report", str(measured["out"]), "--format", "json"]) == 0
+    once = json.loads(capsys.readouterr().out)["total"]
+    assert nbcarbon_cli.main(["report", str(measured["out"]), str(copy), str(measured["out"]),
+                              "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["total"] == once
+    notes = captured.err.strip().splitlines()
+    assert len(notes) == 2 and all("already counted from a notebook before it" in n for n in notes)
+
+
+def test_a_report_that_read_nothing_prints_no_empty_table(tmp_path: Path, capsys) -> None:
+    from nbcarbon import cli as nbcarbon_cli
+
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{")
+    assert nbcarbon_cli.main(["report", str(broken), str(tmp_path / "missing.ipynb")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 2
