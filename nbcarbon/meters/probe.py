@@ -100,7 +100,11 @@ def probe(
     elif system == "darwin":
         why_cpu = "no energy counter read on this Mac"
     elif system.startswith("linux"):
-        why_cpu = f"no RAPL counters under {powercap_root}"
+        # Said in %carbon status, which lands in shared notebooks: the system's own directory
+        # is named, a directory the user chose (it may hold their name) is not.
+        where = (str(powercap_root) if str(powercap_root) == "/sys/class/powercap"
+                 else "the directory NBCARBON_POWERCAP_ROOT names")
+        why_cpu = f"no RAPL counters under {where}"
     else:
         why_cpu = f"no energy counter is read on {'Windows' if system == 'win32' else system}"
     why_dram = "no RAPL DRAM counter on this CPU"

@@ -54,6 +54,19 @@ def test_a_shared_notebook_ledger_and_report_reveal_no_secret(tmp_path: Path, ca
     assert LEAKS == [], json.dumps(LEAKS[:5], indent=1)
 
 
+def test_status_in_a_notebook_names_no_directory_the_user_chose(tmp_path: Path) -> None:
+    """``%carbon status`` says why the CPU is estimated; with no RAPL counters under a powercap
+    directory set by the user (under their home here) it must not print that path."""
+    empty = tmp_path / CANARIES["canary directory"] / "no-rapl"
+    empty.mkdir(parents=True)
+    env = kernel_env(tmp_path, NBCARBON_POWERCAP_ROOT=str(empty), NBCARBON_LEDGER="off")
+    nb = run_notebook(["%load_ext nbcarbon", "%carbon status"], env)
+    text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert "no RAPL counters under the directory NBCARBON_POWERCAP_ROOT names" in text, text
+    assert CANARIES["canary directory"] not in text
+    assert LEAKS == [], json.dumps(LEAKS[:5], indent=1)
+
+
 def test_the_scanner_finds_what_it_looks_for() -> None:
     secrets = machine_secrets()
     for planted in (socket.gethostname(), getpass.getuser(), str(Path.home()), *CANARIES.values()):
