@@ -98,6 +98,9 @@ class CarbonMagics(Magics):
                 raise ValueError
             if words:
                 hours = float(words[0])
+            for value, what in ((hours, "HOURS"), (job_h, "--job")):
+                if not 0 < value < float("inf"):  # checked before any provider is asked
+                    raise ValueError(f"{what} must be a positive number of hours, not {value:g}")
             report = forecast_report(self.ext.session, hours, job_h)
         except (ValueError, IndexError) as exc:
             detail = f": {exc}" if str(exc) else ""

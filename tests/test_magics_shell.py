@@ -156,3 +156,14 @@ def test_dask_without_distributed_is_one_line_and_off_needs_nothing(
     err = capsys.readouterr().err
     assert "pip install 'nbcarbon[dask]'" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+@pytest.mark.parametrize("args, said", [("-5", "HOURS must be a positive number of hours, not -5"),
+                                        ("0", "HOURS must be"), ("nan", "HOURS must be"),
+                                        ("6 --job -2", "--job must be a positive")])
+def test_a_forecast_of_no_hours_is_refused_before_any_provider_is_asked(shell, capsys, args: str,
+                                                                        said: str) -> None:
+    result = shell.run_cell(f"%carbon forecast {args}")
+    assert not result.success
+    err = capsys.readouterr().err
+    assert said in err and "No forecast" not in err
