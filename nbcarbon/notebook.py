@@ -280,6 +280,12 @@ def _load_text(text: list[str], path: str | Path) -> tuple[dict[str, Any], bool]
     finally:
         text.clear()
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        if isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):
+            version = nb.get("nbformat")
+            raise NotebookError(
+                f"{path}: a notebook in the old format {version if isinstance(version, int) else 3}"
+                " (its cells are in 'worksheets'); convert it first: jupyter nbconvert --to "
+                "notebook --nbformat 4 --output NEW.ipynb FILE")
         raise NotebookError(f"{path}: not a notebook: JSON without a 'cells' list")
     cells = nb["cells"]
     bad = None if all(map(isinstance, cells, repeat(dict))) else next(

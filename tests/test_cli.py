@@ -218,3 +218,14 @@ def test_a_report_that_read_nothing_prints_no_empty_table(tmp_path: Path, capsys
     assert nbcarbon_cli.main(["report", str(broken), str(tmp_path / "missing.ipynb")]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 2
+
+
+def test_an_old_format_notebook_is_named_as_one_with_how_to_convert_it(tmp_path: Path, capsys) -> None:
+    from nbcarbon import cli as nbcarbon_cli
+
+    old = write(tmp_path / "v3.ipynb", {"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+                                       "worksheets": [{"cells": [], "metadata": {}}]})
+    assert nbcarbon_cli.main(["report", str(old)]) == 1
+    err = capsys.readouterr().err
+    assert "a notebook in the old format 3" in err and "--nbformat 4" in err
+    assert "not a notebook" not in err
