@@ -315,8 +315,8 @@ def _report(args: argparse.Namespace) -> int:
         else:
             _say(paper.latex(found) if args.format == "latex" else paper.badge(found))
         return 1 if failed else 0
-    if not all_records and failed:  # nothing read: the errors above say why, no empty table
-        return 1
+    if not all_records and failed and args.format == "table":
+        return 1  # nothing read: the errors say why; JSON and CSV readers still get their shape
     _say_table(report.render(all_rows, "markdown" if args.format in ("latex", "svg") else args.format))
     return 1 if failed else 0
 

@@ -306,8 +306,9 @@ def _table(columns: Sequence[Sequence[Any]], total: dict[str, float], fmt: str) 
         shown.append(list(map(priced_as.__getitem__, zip(regions, g_per_kwhs, pues, strict=True))))
     if method_column:
         shown.append(list(methods))
+    cells = f"{total['cells']} cell{'s' if total['cells'] != 1 else ''}"
     foot = (["total"] if name_column else []) + [
-        ("" if name_column else "total ") + f"{total['cells']} cells", "",
+        ("" if name_column else "total ") + cells, "",
         format_duration(total["duration_s"]), format_energy(total["energy_j"]),
         format_mass(total["co2e_g"])]
     foot += [""] * (len(head) - len(foot))

@@ -100,9 +100,17 @@ def test_report_region_reprices_by_the_ratio_of_intensities(measured: dict[str, 
         assert math.isclose(pl / se, ratio, rel_tol=1e-12)
 
 
-def test_report_formats_and_several_notebooks_summed(measured: dict[str, Any]) -> None:
+def test_report_formats_and_several_notebooks_summed(measured: dict[str, Any],
+                                                     tmp_path: Path) -> None:
     out, env = measured["out"], measured["env"]
-    csv = cli("report", out, out, "--format", "csv", env=env)
+    other = json.loads(out.read_text())  # another notebook: the same cells, measured again
+    for cell in other["cells"]:
+        for o in cell.get("outputs", []):
+            rec = o.get("metadata", {}).get("nbcarbon")
+            if rec is not None:
+                rec["id"] = rec["id"][::-1]
+    other_path = write(tmp_path / "other.ipynb", other)
+    csv = cli("report", out, other_path, "--format", "csv", env=env)
     assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("notebook,cell,status")
     assert len(csv.stdout.splitlines()) == 1 + 8 + 1  # header, cells of both, TOTAL
     md = cli("report", out, "--format", "markdown", env=env)

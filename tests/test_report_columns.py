@@ -77,7 +77,8 @@ def plain_table(rs, fmt):
             row.append(r.method)
         body.append(row)
     foot = (["total"] if name_column else []) + [
-        ("" if name_column else "total ") + f"{total['cells']} cells", "",
+        ("" if name_column else "total ")
+        + f"{total['cells']} cell{'s' if total['cells'] != 1 else ''}", "",
         format_duration(total["duration_s"]), format_energy(total["energy_j"]),
         format_mass(total["co2e_g"])]
     foot += [""] * (len(head) - len(foot))
