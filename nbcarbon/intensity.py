@@ -306,8 +306,16 @@ def _timezones_folded() -> dict[str, str]:
 
 
 def all_regions() -> list[Region]:
-    """Every bundled region: WORLD, countries by name, aggregates, sub-national, cloud by code."""
-    return list(_table()[0])
+    """Every bundled region with a figure: WORLD, countries by name, aggregates, sub-national,
+    cloud by code (:func:`has_figure`)."""
+    return [r for r in _table()[0] if has_figure(r)]
+
+
+def has_figure(region: Region) -> bool:
+    """Whether the bundled figure can price anything. A source row of 0 g CO2e/kWh (Ember's for
+    the Central African Republic, 2022) is missing data, not a clean grid: a lifecycle
+    intensity is never 0, and pricing with it would make every footprint there vanish."""
+    return region.g_per_kwh > 0.0
 
 
 def world() -> Region:
@@ -401,6 +409,11 @@ def lookup(code: str) -> Region:
         raise RegionError(f"No region given: use {CODE_FORMS}. {_LIST_HINT}")
     region = _find(code)
     if region is not None:
+        if not has_figure(region):
+            raise RegionError(
+                f"{label(region)} has no usable figure in the bundled data: {region.source} gives "
+                f"{region.g_per_kwh:g} g CO2e/kWh, which is missing data (a lifecycle intensity is "
+                "never 0). Use a neighbouring grid or WORLD.")
         return region
     close = suggestions(code)
     if close:
@@ -440,7 +453,8 @@ def search(text: str = "") -> list[Region]:
         else:
             continue
         ranked.append((rank, position, region))
-    return [region for _, _, region in sorted(ranked, key=lambda item: item[:2])]
+    return [region for _, _, region in sorted(ranked, key=lambda item: item[:2])
+            if has_figure(region)]
 
 
 # --------------------------------------------------------------------------- detection
@@ -475,7 +489,7 @@ def detect(environ: Mapping[str, str], timezone_name: str | None) -> tuple[Regio
     if timezone_name:
         country = timezone_country(timezone_name)
         region = _find(country) if country else None
-        if region is not None and region.kind == "country":
+        if region is not None and region.kind == "country" and has_figure(region):
             return region, f"timezone:{timezone_name}"
     return world(), "default:world-average"
 

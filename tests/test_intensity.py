@@ -270,7 +270,7 @@ def test_aggregate_codes_do_not_shadow_countries() -> None:
     aggregates = [r for r in intensity.all_regions() if r.kind == "aggregate"]
     assert {r.code for r in aggregates} == intensity.AGGREGATE_CODES
     countries = [r for r in intensity.all_regions() if r.kind == "country"]
-    assert len(countries) == 209
+    assert len(countries) == 208  # 209 bundled; the Central African Republic's row has no figure
     for region in aggregates:
         assert lookup(region.code) == region
         assert lookup(region.name) == region
@@ -282,6 +282,10 @@ def test_bundled_countries_match_the_reference_table() -> None:
     with (SHARED_DATA / "countries.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
+        if float(row["gco2_per_kwh"]) == 0.0:  # missing data: refused by name (test below)
+            with pytest.raises(RegionError, match="no usable figure"):
+                lookup(row["iso2"])
+            continue
         region = lookup(row["iso2"])
         assert region.g_per_kwh == float(row["gco2_per_kwh"]), row["iso2"]
         assert region.year == int(row["year"]), row["iso2"]
@@ -484,3 +488,16 @@ def test_a_mistyped_short_code_names_the_codes_one_letter_away(typed: str, first
     assert list(info.value.suggestions[:len(first)]) == first
     assert "Did you mean: " in str(info.value)
     assert "`%carbon regions TEXT` (in a terminal, `nbcarbon regions TEXT`)" in str(info.value)
+
+
+def test_a_region_whose_source_gives_0_is_refused_by_name_and_never_detected() -> None:
+    """Ember's row for the Central African Republic (2022) says 0 g CO2e/kWh: missing data, as
+    no lifecycle intensity is 0. Priced with it, every footprint there would read 0 mg."""
+    with pytest.raises(RegionError) as info:
+        lookup("CF")
+    assert "CF (Central African Republic) has no usable figure" in str(info.value)
+    assert "missing data" in str(info.value) and "WORLD" in str(info.value)
+    assert intensity.detect({}, "Africa/Bangui") == (intensity.world(), "default:world-average")
+    assert "CF" not in {r.code for r in intensity.all_regions()}
+    assert "CF" not in {r.code for r in intensity.search("central african")}
+    assert all(r.g_per_kwh > 0 for r in intensity.all_regions())
