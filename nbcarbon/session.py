@@ -505,6 +505,9 @@ class Session:
                 del self._closed_at[next(iter(self._closed_at))]
             region = live_region or window.region or self._region
             pue = self._pue if window.pue is None else window.pue
+            if window.parent_id is not None and (window.region is not None or window.pue is not None):
+                extra.extend(_priced_apart(window, region, pue, self._open.get(window.parent_id),
+                                           self._region, self._pue))
             if energy_j < 0.0:
                 energy_j = sum(c.energy_j for c in measured.components)
             # Priced here, as Footprint.repriced() would (one construction, not two). Built by
@@ -703,6 +706,23 @@ class Session:
                     self._pinned_region.discard(old.id)
                     self._pinned_pue.discard(old.id)
                 del self.retired[:excess]
+
+
+def _priced_apart(window: Window, region: PricedRegion, pue: float, parent: Window | None,
+                  session_region: PricedRegion, session_pue: float) -> list[str]:
+    """The warning of a nested window pinned (``track(region=, pue=)``) to other pricing than
+    the window it is in: its own line shows its price, but its joules are counted once, in the
+    enclosing window's total, at that window's price; the record says so rather than let the
+    two figures be added or compared as if they agreed."""
+    if parent is None:
+        return []
+    parent_region = parent.region or session_region
+    parent_pue = session_pue if parent.pue is None else parent.pue
+    if region.code == parent_region.code and pue == parent_pue:
+        return []
+    # Named without the enclosing window's pricing, which a later re-price may change.
+    return [f"priced for {region.code} · PUE {pue:g} as asked; its energy is counted once, in the "
+            "total of the window it is in, at that window's price"]
 
 
 def _tell(listeners: Sequence[Callable[[Any], None]], value: Any, notify: Callable[[str], None],

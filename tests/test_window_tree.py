@@ -235,3 +235,19 @@ def test_a_cell_that_did_not_finish_has_its_readout_ruled_in_the_warning_colour(
         html = readout.mimebundle(bad, compact)[0]["text/html"]
         assert "border-left:3px solid #b35900" in html and "#3a7d44" not in html
         assert html == readout.html(bad, compact)
+
+
+def test_a_nested_window_priced_apart_from_its_parent_says_where_its_energy_counts(shell) -> None:
+    """``track(region='PL')`` inside a cell priced for SE shows its PL price on its own line,
+    but totals count its joules once, in the cell, at the cell's price: the record says so. A
+    nested window priced as its parent is, says nothing."""
+    shell.run_cell("%%carbon --label P\nimport nbcarbon\n"
+                   "with nbcarbon.track('pl', region='PL'):\n    pass\n"
+                   "with nbcarbon.track('same', region='SE'):\n    pass\n"
+                   "with nbcarbon.track('plain'):\n    pass")
+    pl, same, plain, parent = records()
+    assert pl.region.code == "PL" and parent.region.code == "SE"
+    assert pl.warnings == ("priced for PL · PUE 1 as asked; its energy is counted once, in the "
+                           "total of the window it is in, at that window's price",)
+    assert same.warnings == () and plain.warnings == () and parent.warnings == ()
+    assert [fp.label for fp in tops()] == ["P"]
