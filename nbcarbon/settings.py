@@ -38,10 +38,11 @@ def _number(text: object, name: str, low: float, high: float) -> float:
         value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise SettingsError(
-            f"{name} must be a number from {low:g} to {high:g}, not {text!r}"
+            f"{name} must be a number from {low:.12g} to {high:.12g}, not {text!r}"
         ) from None
     if not math.isfinite(value) or not low <= value <= high:
-        raise SettingsError(f"{name} must be a number from {low:g} to {high:g}, not {text!r}")
+        # .12g: a bound such as 1048576 is written out, not as 1.04858e+06
+        raise SettingsError(f"{name} must be a number from {low:.12g} to {high:.12g}, not {text!r}")
     return value
 
 

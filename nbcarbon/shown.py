@@ -210,6 +210,8 @@ class Shown:
                 publisher.send("update_display_data", data, metadata, display_id)
                 self.last_sent += 1
             return
+        if _prints_updates():
+            return
         from IPython.display import update_display
 
         paced = in_kernel()
@@ -254,11 +256,29 @@ def update_output(data: dict[str, str], metadata: dict[str, Any], display_id: st
         publisher.flush_streams()
         publisher.send("update_display_data", data, metadata, display_id)
         return
+    if _prints_updates():
+        return
     from IPython.display import update_display
 
     if in_kernel():
         _pacer.wait()
     update_display(data, raw=True, metadata=metadata, display_id=display_id)
+
+
+def _prints_updates() -> bool:
+    """True in a terminal IPython: its publisher prints an update as one more output, as nothing
+    there can change in place, so re-pricing 500 readouts printed them all again. Outside a
+    kernel only; a capturing publisher (``%%capture``) keeps its updates."""
+    if in_kernel():
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = _shell(ipython) if ipython is not None else None
+    pub = getattr(shell, "display_pub", None)
+    if pub is None:
+        return False
+    from IPython.core.displaypub import DisplayPublisher
+
+    return type(pub) is DisplayPublisher
 
 
 def registry(session: Session) -> Shown:

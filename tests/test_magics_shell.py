@@ -167,3 +167,17 @@ def test_a_forecast_of_no_hours_is_refused_before_any_provider_is_asked(shell, c
     assert not result.success
     err = capsys.readouterr().err
     assert said in err and "No forecast" not in err
+
+
+def test_re_pricing_in_a_terminal_does_not_print_every_readout_again(shell, capsys) -> None:
+    """A terminal's publisher prints an update as one more output: nothing there changes in
+    place, so re-pricing prints its one line, not every earlier readout and summary again."""
+    for i in range(3):
+        shell.run_cell(f"%%carbon --label r{i}\nx = {i}")
+    shell.run_cell("%carbon summary")
+    capsys.readouterr()
+    assert shell.run_cell("%carbon region PL").success
+    out = capsys.readouterr().out
+    assert out.strip().startswith("nbcarbon: region PL")
+    assert "readout(s) re-priced" in out and len(out.strip().splitlines()) == 1
+    assert all(fp.region.code == "PL" for fp in records())
