@@ -107,7 +107,8 @@ export class FootprintPanel extends FootprintWidget {
     box.append(el('h3', { text: 'Price this view' }));
 
     this._filter.type = 'search';
-    this._filter.placeholder = 'Filter regions (code or name)';
+    this._filter.placeholder = 'Filter regions';
+    this._filter.title = 'Filter regions by code or name';
     this._filter.className = 'jp-mod-styled nbcarbon-Panel-filter';
     this._filter.setAttribute('aria-label', 'Filter regions');
     this._filter.addEventListener('input', () => void this._fillRegions());
@@ -452,7 +453,13 @@ export class FootprintPanel extends FootprintWidget {
       }),
       el('span', {
         className: 'nbcarbon-Panel-cellCost',
-        text: `${formatJoules(cost.energy_j)} · ${formatMass(cost.co2e_g)} CO2e · ${formatDuration(cost.duration_s)}`
+        text: [
+          formatJoules(cost.energy_j),
+          `${formatMass(cost.co2e_g)} CO2e`,
+          formatDuration(cost.duration_s)
+        ]
+          .map(unbroken)
+          .join(' · ')
       }),
       bar
     );
@@ -494,4 +501,9 @@ export class FootprintPanel extends FootprintWidget {
   private _region = document.createElement('select');
   private _pue = document.createElement('input');
   private _pueError = document.createElement('div');
+}
+
+/** A number and its unit kept on one line ("0.11 s", never "0.11" then "s" alone below it). */
+function unbroken(text: string): string {
+  return text.replace(/ /g, '\u00a0');
 }
