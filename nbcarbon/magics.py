@@ -471,8 +471,9 @@ def load_line(ext: CarbonExtension) -> str:
     parts = [f"{m.channel.component} ({readout.METHOD_LABEL[m.channel.method]})"
              for m in found.meters]
     r = ext.session.region
-    return (f"nbcarbon: measuring {', '.join(parts) or 'nothing'}; region {r.code} "
-            f"{r.g_per_kwh:.4g} g/kWh ({r.chosen_by}). %carbon status for details")
+    # Two short lines: one of 150 characters was broken mid-word by a narrow output area.
+    return (f"nbcarbon: measuring {', '.join(parts) or 'nothing'}\n"
+            f"  region {r.code} {r.g_per_kwh:.4g} g/kWh ({r.chosen_by}); %carbon status for details")
 
 
 def load(shell: Any, quiet: bool = False) -> None:

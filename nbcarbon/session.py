@@ -546,7 +546,8 @@ class Session:
             if excess > 0:
                 self._forget(excess)
             listeners = list(self._record_listeners) if self._record_listeners else ()
-        _tell(listeners, fp, self.add_notice, "a new record")
+        if listeners:
+            _tell(listeners, fp, self.add_notice, "a new record")
         return fp
 
     def _forget(self, n: int) -> None:
