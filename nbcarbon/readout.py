@@ -26,8 +26,8 @@ METHOD_LABEL = {
 }
 #: Where the readout's HTML ends up is a shared notebook: keep styles inline and neutral so
 #: they survive sanitisers and suit both light and dark themes.
-#: ``overflow-x:auto``: a readout wider than a narrow window scrolls inside its box (its table
-#: does not wrap, see ``_TABLE``) instead of being cut off at the output area's edge.
+#: ``overflow-x:auto``: a readout wider than a narrow window scrolls inside its box (its cells
+#: do not wrap, see ``_CELL_L``) instead of being cut off at the output area's edge.
 _BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
         "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0;overflow-x:auto")
 #: The box of a cell that did not finish (error, interrupted): its rule in the warning colour,
@@ -288,9 +288,9 @@ def _text(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
 #: the UI font size; nbconvert's classic template does much the same. Inline styles win over
 #: those stylesheets (none uses !important), so the readout looks the same everywhere.
 TABLE_STYLE = ("border-collapse:collapse;border:none;margin:2px 0;font-size:inherit;"
-               "color:inherit;table-layout:auto;white-space:nowrap")
+               "color:inherit;table-layout:auto")
 ROW_STYLE = "background:none;border:none"
-_TD = "padding:0 10px 0 0;border:none;line-height:inherit;text-align:"
+_TD = "padding:0 10px 0 0;border:none;line-height:inherit;white-space:nowrap;text-align:"
 
 
 def td(value: str, align: str = "left", tag: str = "td", extra: str = "") -> str:
@@ -301,12 +301,14 @@ def td(value: str, align: str = "left", tag: str = "td", extra: str = "") -> str
 #: The readout's own cell styles, kept short because they repeat in every cell: each cell must
 #: carry its own (see :data:`TABLE_STYLE`: the notebook's stylesheet sets padding and alignment on
 #: ``td`` itself, so nothing set on the table or row reaches them, and ``<style>`` blocks are
-#: removed by JupyterLab's sanitiser and GitHub). ``border:0`` is for renderers that rule tables.
-_CELL_L = '<td style="padding:0 1em 0 0;border:0;text-align:left">'
-_CELL_R = '<td style="padding:0 1em 0 0;border:0;text-align:right">'
+#: removed by JupyterLab's sanitiser and GitHub). ``border:0`` is for renderers that rule tables;
+#: ``white-space:nowrap`` keeps "0.573 J (0.159 mWh)" on one line in a narrow window, where the
+#: box scrolls sideways instead (``_BOX``).
+_CELL_L = '<td style="padding:0 1em 0 0;border:0;white-space:nowrap;text-align:left">'
+_CELL_R = '<td style="padding:0 1em 0 0;border:0;white-space:nowrap;text-align:right">'
 _ROW = '<tr style="background:none;border:0">'
 _TABLE = ('<table style="border-collapse:collapse;border:0;margin:2px 0;font-size:inherit;'
-          'color:inherit;table-layout:auto;white-space:nowrap">')
+          'color:inherit;table-layout:auto">')
 _WARN = '<div style="color:#b35900">⚠ '
 #: A share is said on a row of its own under its component, from the device column on (as in
 #: the text readout): in the method's cell it would make the row two lines high, and the

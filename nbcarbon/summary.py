@@ -296,7 +296,8 @@ def html(records: Sequence[Footprint], totals: Totals, region: PricedRegion, pue
 
 #: A cell's style: as the readout's (see ``readout._CELL_L``), with a rule under each row that
 #: reads on light and dark backgrounds alike (half-transparent grey).
-_CELL = "padding:1px 1em 1px 0;border:0;border-bottom:1px solid rgba(128,128,128,.4);text-align:"
+_CELL = ("padding:1px 1em 1px 0;border:0;border-bottom:1px solid rgba(128,128,128,.4);"
+         "white-space:nowrap;text-align:")
 _CELLS = {(tag, align, bold): f'<{tag} style="{_CELL}{align}{";font-weight:bold" if bold else ""}">'
           for tag in ("td", "th") for align in ("left", "right") for bold in (False, True)}
 
