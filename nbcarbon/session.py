@@ -195,6 +195,7 @@ class Session:
         self._sources: dict[str, str] = {}  # record id -> what opened its window (for the ledger)
         self._forgotten = _Forgotten()  # records beyond RECORDS_KEPT, still in the totals
         self._record_listeners: list[RecordListener] = []
+        self._failed_listeners: set[tuple[str, str, str]] = set()  # listener failures said once
         self._reprice_listeners: list[RepriceListener] = []
         self._notices: list[str] = []
         self._announced: set[int] = set()
@@ -547,7 +548,7 @@ class Session:
                 self._forget(excess)
             listeners = list(self._record_listeners) if self._record_listeners else ()
         if listeners:
-            _tell(listeners, fp, self.add_notice, "a new record")
+            _tell(listeners, fp, self.add_notice, "a new record", self._failed_listeners)
         return fp
 
     def _forget(self, n: int) -> None:
@@ -653,7 +654,8 @@ class Session:
                 if new != fp:
                     records[i] = new
                     changed.append(new)
-        _tell(list(self._reprice_listeners), changed, self.add_notice, "re-pricing")
+        _tell(list(self._reprice_listeners), changed, self.add_notice, "re-pricing",
+              self._failed_listeners)
         return changed
 
     # -- listeners, totals -------------------------------------------------------------------
@@ -727,19 +729,23 @@ def _priced_apart(window: Window, region: PricedRegion, pue: float, parent: Wind
 
 
 def _tell(listeners: Sequence[Callable[[Any], None]], value: Any, notify: Callable[[str], None],
-          doing: str) -> None:
+          doing: str, said: set[tuple[str, str, str]]) -> None:
     """Call each listener with ``value``; one that fails costs a notice, not the others' turn.
 
     Why: the readouts, summaries, ledger and dashboard each listen; a bug in one (a widget
-    refusing a value) must not leave the readouts unpriced or the record unkept. A Ctrl-C still
-    stops them all.
+    refusing a value) must not leave the readouts unpriced or the record unkept. Each listener's
+    kind of failure is said once (``said``), not under every cell. A Ctrl-C still stops them all.
     """
     for listener in listeners:
         try:
             listener(value)
         except Exception as exc:  # noqa: BLE001 - said once, the rest still run
-            detail = (str(exc).splitlines() or [""])[0][:200]
             name = getattr(listener, "__qualname__", type(listener).__name__)
+            key = (name, doing, type(exc).__name__)
+            if key in said:
+                continue
+            said.add(key)
+            detail = (str(exc).splitlines() or [""])[0][:200]
             notify(f"nbcarbon: {name} failed on {doing} ({type(exc).__name__}"
                    f"{': ' + detail if detail else ''}); everything else was updated.")
 

@@ -97,10 +97,11 @@ def test_a_failing_listener_costs_a_notice_not_the_other_listeners_turn(tmp_path
     try:
         fp = s.end(s.begin("one"))
         changed = s.set_region("PL")
+        again = s.end(s.begin("two"))  # the same failure again: said once
     finally:
         s.close()
-    assert got == [fp, changed] and changed[0].region.code == "PL"
-    assert s.records == changed
+    assert got == [fp, changed, again] and changed[0].region.code == "PL"
+    assert s.records == [*changed, again]
     notices = s.take_notices()
     assert len(notices) == 2 and all("ValueError: refused)" in n for n in notices), notices
     assert "on a new record" in notices[0] and "on re-pricing" in notices[1]
