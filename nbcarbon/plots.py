@@ -89,8 +89,12 @@ def cells_figure(records: Sequence[Footprint], last: int = 30) -> "Figure":
                     fontsize=8, xytext=(0, 2), textcoords="offset points")
     # Labels are the user's text: "$x$" is a price in dollars, not mathtext to typeset (an
     # unknown command such as "$\notacommand{x}$" would make the whole figure fail to draw).
-    ax.set_xticks(list(x), names, rotation=30 if len(shown) > 6 else 0, ha="right" if len(shown) > 6
-                  else "center", parse_math=False)
+    # Slanted when the labels would not fit side by side ("train 64 units" beside "train 256
+    # units" ran into each other under six bars).
+    longest = max(len(line) for name in names for line in name.splitlines())
+    slant = len(shown) > 6 or longest * len(shown) > 7 * width
+    ax.set_xticks(list(x), names, rotation=30 if slant else 0, ha="right" if slant else "center",
+                  parse_math=False)
     ax.set_ylim(0, max(bottom) * 1.15 or 1.0)
     ax.set_xlabel("cell")
     ax.set_ylabel(f"energy ({unit}, before PUE)")
