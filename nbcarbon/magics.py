@@ -29,7 +29,7 @@ from IPython.utils.process import arg_split
 from . import intensity, readout, shown, summary
 from .api import close_default_session, default_session
 from .errors import NbcarbonError
-from .footprint import METADATA_KEY, Footprint, outside_open
+from .footprint import METADATA_KEY, Footprint, outside_open, top_level
 from .session import Session, Window
 from .settings import parse_pue
 
@@ -297,8 +297,11 @@ class CarbonExtension:
                       created_at: str | None = None, left_out: int = 0) -> dict[str, Any]:
         from . import __version__
 
+        # Top-level windows shown nowhere (track(display=False)): counted here, not in a report
+        # on the saved file, so the summary says how many.
+        unshown = sum(fp.id not in self._shown for fp in top_level(records))
         data, metadata = summary.mimebundle(records, self.session.region, self.session.pue,
-                                            __version__, summary_id, created_at, left_out)
+                                            __version__, summary_id, created_at, left_out, unshown)
         record: dict[str, Any] = metadata[METADATA_KEY]
         if summary_id is None:
             display(data, raw=True, metadata=metadata, display_id=record["id"])

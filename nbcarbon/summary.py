@@ -178,7 +178,7 @@ class _Table:
     """
 
     def __init__(self, records: Sequence[Footprint], totals: Totals, region: PricedRegion,
-                 pue: float, left_out: int = 0) -> None:
+                 pue: float, left_out: int = 0, unshown: int = 0) -> None:
         tree = tree_order(records)
         tops = top_level(records)
         #: Past MAX_ROWS rows nested windows are not listed (detail of their parent, already in
@@ -186,6 +186,7 @@ class _Table:
         self.capped = len(tree) > MAX_ROWS
         self.ranked = len(tops) > MAX_ROWS
         self.left_out = left_out
+        self.unshown = unshown
         if self.ranked:
             ranked = sorted(range(len(tops)), key=lambda i: (-tops[i].energy_j, i))[:MAX_ROWS]
             kept = set(ranked)
@@ -237,6 +238,12 @@ class _Table:
                          f"{'are' if reruns != 1 else 'is'} counted: {'their' if reruns != 1 else 'its'} "
                          "energy was spent, but the notebook keeps only each cell's last readout, so "
                          "a report on the saved file counts the last runs")
+        if self.unshown:
+            n = self.unshown
+            notes.append(f"{n} window{'s' if n != 1 else ''} with no readout in the notebook "
+                         f"({'they were' if n != 1 else 'it was'} measured with display=False) "
+                         f"{'are' if n != 1 else 'is'} counted; a report on the saved file leaves "
+                         f"{'them' if n != 1 else 'it'} out")
         if self.left_out:
             n = self.left_out
             notes.append(f"{n} window{'s' if n != 1 else ''} inside the cell still running "
@@ -322,14 +329,16 @@ def _html(t: _Table) -> str:
 def mimebundle(
     records: Sequence[Footprint], region: PricedRegion, pue: float, version: str,
     summary_id: str | None = None, created_at: str | None = None, left_out: int = 0,
+    unshown: int = 0,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """``(data, metadata)`` of the summary's ``display_data`` output.
 
     ``left_out``: how many windows inside a cell still running were not given (a summary asked
-    for inside a measured cell); the table says so.
+    for inside a measured cell); ``unshown``: how many of the top-level records have no readout
+    in the notebook (``track(display=False)``). The table says both.
     """
     totals = totals_of(records)
-    table = _Table(records, totals, region, pue, left_out)
+    table = _Table(records, totals, region, pue, left_out, unshown)
     data = {"text/plain": _text(table), "text/html": _html(table)}
     record = summary_record(records, totals, region, pue, version, summary_id, created_at)
     return data, {METADATA_KEY: record}

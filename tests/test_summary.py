@@ -178,3 +178,18 @@ def test_after_a_reset_a_region_change_still_reaches_every_readout(tmp_path: Pat
     assert math.isclose(summary_rec["co2e_g"], a["co2e_g"] + pinned["co2e_g"], rel_tol=1e-12)
     assert "3 readout(s) re-priced" in nb.cells[6]["outputs"][0]["text"]
     assert nb.cells[7]["outputs"][0]["text"].strip() == "1"  # only b since the reset
+
+
+def test_a_summary_says_how_many_windows_have_no_readout_in_the_notebook(shell, capsys) -> None:
+    """``track(display=False)`` at top level is measured and counted, but shows nothing, so a
+    report on the saved notebook cannot count it: the summary says how many such windows."""
+    shell.run_cell("%%carbon --label shown\nx = 1")
+    shell.run_cell("import nbcarbon\nwith nbcarbon.track('hidden', display=False):\n    pass")
+    shell.run_cell("%%carbon --label with_inner\nwith nbcarbon.track('inner', display=False):\n"
+                   "    pass")  # nested: in its cell's readout, nothing missing from a report
+    capsys.readouterr()
+    shell.run_cell("%carbon summary")
+    text = capsys.readouterr().out
+    assert "total (3 cells, 1 nested window counted in them)" in text
+    assert "1 window with no readout in the notebook (it was measured with display=False) is " \
+           "counted; a report on the saved file leaves it out" in text
