@@ -28,16 +28,16 @@ METHOD_LABEL = {
 #: they survive sanitisers and suit both light and dark themes.
 #: ``overflow-x:auto``: a readout wider than a narrow window scrolls inside its box (its cells
 #: do not wrap, see ``_CELL_L``) instead of being cut off at the output area's edge.
-_BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
-        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0;overflow-x:auto")
+BOX_STYLE = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
+             "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0;overflow-x:auto")
 #: The box of a cell that did not finish (error, interrupted): its rule in the warning colour,
 #: as the extension's badge marks it.
-_BOX_UNFINISHED = _BOX.replace("#3a7d44", "#b35900")
+_BOX_UNFINISHED = BOX_STYLE.replace("#3a7d44", "#b35900")
 
 
-def _boxed(fp: Footprint, html: str) -> str:
-    """``html`` (which opens with the readout's box) in the box for ``fp``'s status."""
-    return html if fp.status == "ok" else html.replace(_BOX, _BOX_UNFINISHED, 1)
+def _box(fp: Footprint) -> str:
+    """The style of ``fp``'s readout box, by its status."""
+    return BOX_STYLE if fp.status == "ok" else _BOX_UNFINISHED
 
 
 #: The most characters of a label a readout or table shows; the record keeps the label whole.
@@ -303,7 +303,7 @@ def td(value: str, align: str = "left", tag: str = "td", extra: str = "") -> str
 #: ``td`` itself, so nothing set on the table or row reaches them, and ``<style>`` blocks are
 #: removed by JupyterLab's sanitiser and GitHub). ``border:0`` is for renderers that rule tables;
 #: ``white-space:nowrap`` keeps "0.573 J (0.159 mWh)" on one line in a narrow window, where the
-#: box scrolls sideways instead (``_BOX``).
+#: box scrolls sideways instead (``BOX_STYLE``).
 _CELL_L = '<td style="padding:0 1em 0 0;border:0;white-space:nowrap;text-align:left">'
 _CELL_R = '<td style="padding:0 1em 0 0;border:0;white-space:nowrap;text-align:right">'
 _ROW = '<tr style="background:none;border:0">'
@@ -320,8 +320,8 @@ _SHARE = (f'{_ROW}{_CELL_L}</td><td colspan="5" '
 def html(fp: Footprint, compact: bool = False, brief: bool = False) -> str:
     """Script-free HTML; every value escaped."""
     if compact:
-        return _boxed(fp, f'<div style="{_BOX}">{escape(one_line(fp, brief))}</div>')
-    return _boxed(fp, _html(fp, _component_cells(fp)))
+        return f'<div style="{_box(fp)}">{escape(one_line(fp, brief))}</div>'
+    return _html(fp, _component_cells(fp))
 
 
 def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
@@ -337,7 +337,7 @@ def _html(fp: Footprint, rows: list[tuple[Any, ...]]) -> str:
         for component, device, energy_j, pct, power_w, how, note in rows)
     warnings = "".join(f"{_WARN}{escape(w)}</div>" for w in fp.warnings)
     return (
-        f'<div style="{_BOX}">'
+        f'<div style="{_box(fp)}">'
         f"<div><b>{escape(energy)}</b> · <b>{escape(mass)}"
         f" CO2e</b> · {escape(duration)} · {escape(title)}</div>"
         f"{_TABLE}{body}</table>"
@@ -352,7 +352,7 @@ def mimebundle(fp: Footprint, compact: bool = False,
     if compact:
         line = one_line(fp, brief)
         data = {"text/plain": line,
-                "text/html": _boxed(fp, f'<div style="{_BOX}">{escape(line)}</div>')}
+                "text/html": f'<div style="{_box(fp)}">{escape(line)}</div>'}
     else:
         data = _full(fp)
     return data, {METADATA_KEY: fp.to_dict()}
@@ -377,7 +377,8 @@ def _full(fp: Footprint) -> dict[str, str]:
     """
     comps = fp.components
     region = _region_line(fp)
-    key = (region, fp.warnings, *[(c.component, c.device, c.method, c.share is None) for c in comps])
+    key = (region, fp.warnings, fp.status == "ok",
+           *[(c.component, c.device, c.method, c.share is None) for c in comps])
     found = _TEMPLATES.get(key)
     if found is None:
         if len(_TEMPLATES) >= _TEMPLATES_KEPT:
@@ -398,7 +399,7 @@ def _full(fp: Footprint) -> dict[str, str]:
             note = share_note(c)
             plain.append(note)
             rich.append(escape(note))  # type: ignore[arg-type]
-    return {"text/plain": found[0].format(*plain), "text/html": _boxed(fp, found[1].format(*rich))}
+    return {"text/plain": found[0].format(*plain), "text/html": found[1].format(*rich)}
 
 
 def _literal(text: str) -> str:
@@ -425,7 +426,7 @@ def _templates(fp: Footprint, region: str) -> tuple[str, str]:
     lines.append(lit(f"  region {region}"))
     lines.extend(lit(f"  ! {w}") for w in fp.warnings)
     warnings = "".join(f"{_WARN}{escape(w)}</div>" for w in fp.warnings)
-    html = (lit(f'<div style="{_BOX}"><div><b>') + "{}" + lit("</b> · <b>") + "{}"
+    html = (lit(f'<div style="{_box(fp)}"><div><b>') + "{}" + lit("</b> · <b>") + "{}"
             + lit(" CO2e</b> · ") + "{}" + lit(" · ") + "{}" + lit(f"</div>{_TABLE}")
             + "".join(body) + lit(f"</table><div>region {escape(region)}</div>{warnings}</div>"))
     return "\n".join(lines), html

@@ -16,6 +16,7 @@ from typing import Any
 
 from .footprint import METADATA_KEY, Footprint, PricedRegion, top_level, tree_order
 from .readout import (
+    BOX_STYLE,
     ROW_STYLE,
     TABLE_STYLE,
     format_duration,
@@ -28,8 +29,6 @@ from .readout import (
 from .session import Totals
 
 KIND = "summary"
-_BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
-        "border-left:3px solid #3a7d44;padding:2px 8px;margin:2px 0;overflow-x:auto")
 _COLUMNS = (("cell", "left"), ("status", "left"), ("duration", "right"), ("energy", "right"),
             ("CO2e", "right"), ("region", "left"), ("how obtained", "left"))
 
@@ -321,7 +320,7 @@ def _html(t: _Table) -> str:
     body = "".join(tr(r) for r in t.rows) + (tr(t.rest) if t.rest is not None else "")
     foot = tr(t.total, bold=True)
     notes = "".join(f"<div>{escape(n)}</div>" for n in t.notes)
-    return (f'<div style="{_BOX}"><div><b>nbcarbon summary</b></div>'
+    return (f'<div style="{BOX_STYLE}"><div><b>nbcarbon summary</b></div>'
             f'<table style="{TABLE_STYLE}"><thead>{head}</thead>'
             f"<tbody>{body}</tbody><tfoot>{foot}</tfoot></table>{notes}</div>")
 

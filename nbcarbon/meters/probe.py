@@ -27,6 +27,7 @@ from pathlib import Path
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import Meter
 from nbcarbon.meters.share import ShareMeter
+from nbcarbon.settings import DEFAULT_POWERCAP_ROOT
 
 TYPE_CHECKING = False  # no ``typing`` at import (see nbcarbon/session.py)
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def probe(
     elif system.startswith("linux"):
         # Said in %carbon status, which lands in shared notebooks: the system's own directory
         # is named, a directory the user chose (it may hold their name) is not.
-        where = (str(powercap_root) if str(powercap_root) == "/sys/class/powercap"
+        where = (str(powercap_root) if Path(powercap_root) == DEFAULT_POWERCAP_ROOT
                  else "the directory NBCARBON_POWERCAP_ROOT names")
         why_cpu = f"no RAPL counters under {where}"
     else:
