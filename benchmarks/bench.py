@@ -67,13 +67,37 @@ def machine() -> list[str]:
     rapl = "yes" if os.path.isdir("/sys/class/powercap/intel-rapl:0") else "no"
     gpu = "yes" if os.path.exists("/dev/nvidia0") else "no"
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    speed = reference_loop_s()
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical cores; RAM {mem_gib} GiB; "
         f"Linux {platform.release()}; RAPL readable: {rapl}; NVIDIA GPU: {gpu}",
         f"- Python {platform.python_version()} ({sys.executable})",
         f"- Packages: {', '.join(versions)}",
         f"- Load average at start (1, 5, 15 min): {load}",
+        f"- This machine's speed at start: {speed:.2f} s for a pure-Python reference loop "
+        f"({REFERENCE_LOOP:,} additions; median of 3 fresh processes). Absolute times in this "
+        "file scale with it; compare runs from different machines or hours through it",
     ]
+
+
+#: Additions in :func:`reference_loop_s`'s loop.
+REFERENCE_LOOP = 10_000_000
+
+
+def reference_loop_s() -> float:
+    """Seconds a fixed pure-Python loop takes here (median of three fresh processes).
+
+    Why: the machines these runs happen on differ by 2x and more from one day to the next (a
+    host's other tenants, its CPU model), and every absolute figure moves with them; targets in
+    ms and µs only compare across runs through a yardstick recorded beside them. The peers'
+    columns need none: they run in the same run.
+    """
+    code = ("import time\nt = time.perf_counter()\ns = 0\n"
+            f"for i in range({REFERENCE_LOOP}):\n    s += i\n"
+            "print(time.perf_counter() - t)")
+    times = sorted(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                        text=True, check=True).stdout) for _ in range(3))
+    return times[1]
 
 
 def headline(results: dict) -> str:

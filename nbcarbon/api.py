@@ -9,6 +9,8 @@ this layer knows the notebook's name and what made each record.
 from __future__ import annotations
 
 import atexit
+import contextvars
+import functools
 import os
 import sys
 import threading
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: nothing to import when the module loads
     from collections.abc import Callable, Mapping
     from pathlib import Path
     from types import TracebackType
+    from typing import Any
 
     from .ledger import Entry, LedgerWriter
 
@@ -38,12 +41,37 @@ def default_session() -> Session:
         if _default is None:
             settings = Settings.from_environ(os.environ)
             _default = Session(settings, os.environ)
+            _default.outer_parent_id = _inherited_parent
             if settings.ledger is not None:
                 _hook = LedgerHook(_default, settings.ledger, os.environ)
             # Registered before the ledger writer's own exit handler, so it runs after it (atexit
             # is last-in, first-out) and sees a notice the final write raised.
             atexit.register(_say_leftover_notices, _default)
         return _default
+
+
+def _forget_in_child() -> None:
+    """In a forked child: start from a fresh session on first use, nested in the parent's window.
+
+    Why: the child inherits a copy of the parent's session whose sampler and ledger threads did
+    not survive the fork, whose CPU-time model follows the parent's process (so the child's first
+    window read nothing, and its tree held the child itself), and whose lock another thread may
+    have held at the fork. The copy is dropped, not closed (its files and database connection
+    are the parent's). The parent's window open at the fork measures the child's work too (the
+    child is in its process tree), so the child's top-level windows are recorded as nested in it
+    and counted once by the ledger's totals.
+    """
+    global _default, _hook, _default_lock, _inherited_parent
+    old = _default
+    if old is not None:
+        open_ids = list(old._open)  # no lock: the parent's threads are gone, and it may be held
+        _inherited_parent = open_ids[-1] if open_ids else old.outer_parent_id
+    _default, _hook, _default_lock = None, None, threading.Lock()
+
+
+_inherited_parent: str | None = None
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _say_leftover_notices(session: Session) -> None:
@@ -139,25 +167,37 @@ class LedgerHook:
 
 
 class Tracker:
-    """Context manager measuring the block it wraps; the user's exception passes through unchanged.
+    """Context manager (and decorator) measuring the block it wraps; the user's exception passes
+    through unchanged.
 
     In IPython (a notebook cell, a terminal) the block's footprint is shown as a compact readout
     carrying its record, so a saved notebook keeps it and ``nbcarbon report`` counts it; inside a
     measured cell it is that cell's nested window, never counted twice. ``display=False`` (and
     any plain script) shows nothing.
+
+    One tracker may be entered again before it is left (nested, from several threads or asyncio
+    tasks at once, as a module-level ``cost = nbcarbon.track("fetch")`` is): each ``with`` is a
+    window of its own, and each ``__exit__`` closes the window its own thread or task opened
+    (the windows are kept per context, :mod:`contextvars`). ``footprint`` is the last one closed.
     """
 
     def __init__(self, session: Session, label: str | None, region: str | None,
                  pue: float | None, display: bool = True) -> None:
         self._session = session
-        self._window: Window | None = None
         self._args = (label, region, pue)
         self._display = display
         self.footprint: Footprint | None = None
+        # This tracker's windows open in the current thread or task, innermost last; and all of
+        # its open windows, for an __exit__ called from another context than its __enter__.
+        self._stack: contextvars.ContextVar[tuple[Window, ...]] = contextvars.ContextVar(
+            "nbcarbon_track", default=())
+        self._open: dict[str, Window] = {}
 
     def __enter__(self) -> "Tracker":
         label, region, pue = self._args
-        self._window = self._session.begin(label, region, pue, source="track")
+        window = self._session.begin(label, region, pue, source="track")
+        self._open[window.id] = window
+        self._stack.set((*self._stack.get(), window))
         return self
 
     def __exit__(
@@ -166,19 +206,61 @@ class Tracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        assert self._window is not None
+        stack = self._stack.get()
+        if stack:
+            window = stack[-1]
+            self._stack.set(stack[:-1])
+        elif self._open:  # left from another thread or task than the one that entered it
+            window = list(self._open.values())[-1]
+        else:
+            raise RuntimeError("this nbcarbon.track() was left without being entered")
+        self._open.pop(window.id, None)
         if exc_type is None:
             status = "ok"
         elif issubclass(exc_type, KeyboardInterrupt):
             status = "interrupted"
         else:
             status = "error"
-        self.footprint = self._session.end(self._window, status)
+        fp = self.footprint = self._session.end(window, status)
+        if sys.is_finalizing():  # a generator closed by the interpreter's teardown: no imports,
+            return False  # no output; the record is kept (and written, see LedgerWriter.submit)
         if self._display:
-            _show_compact(self._session, self.footprint)
+            _show_compact(self._session, fp)
         for notice in self._session.take_notices():
             print(notice, file=sys.stderr)
         return False
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``@nbcarbon.track("step")``: every call of ``func`` is a window (a coroutine
+        function's from its start to its return). Generator functions are refused: their body
+        runs between the caller's ``next()`` calls, so no one window is theirs."""
+        import inspect
+
+        if not callable(func):
+            raise TypeError("nbcarbon.track(...) used as a decorator takes a function, "
+                            f"not {type(func).__name__}")
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(f"nbcarbon.track cannot decorate the generator function "
+                            f"{func.__qualname__}: its body runs between the caller's next() "
+                            "calls; measure the loop that consumes it with "
+                            "'with nbcarbon.track(...):' or nbcarbon.epochs()")
+        tracker = self
+        if self._args[0] is None:  # named after the function it measures
+            tracker = Tracker(self._session, func.__qualname__, *self._args[1:], self._display)
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def measured_coroutine(*args: Any, **kwargs: Any) -> Any:
+                with tracker:
+                    return await func(*args, **kwargs)
+
+            return measured_coroutine
+
+        @functools.wraps(func)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            with tracker:
+                return func(*args, **kwargs)
+
+        return measured
 
 
 def _show_compact(session: Session, fp: Footprint) -> None:
@@ -197,9 +279,16 @@ def _show_compact(session: Session, fp: Footprint) -> None:
 
 
 def track(label: str | None = None, region: str | None = None, pue: float | None = None,
-          display: bool = True) -> Tracker:
-    """Measure a ``with`` block in the process's session (shared with the magics in a kernel).
+          display: bool = True) -> Any:
+    """Measure a ``with`` block, or each call of a decorated function, in the process's session
+    (shared with the magics in a kernel).
 
     ``display``: show a compact readout under the cell in IPython (never in plain scripts).
+    ``@nbcarbon.track`` without arguments decorates too, with the function's name as the label.
     """
+    if callable(label) and not isinstance(label, str):  # @nbcarbon.track, without parentheses
+        return Tracker(default_session(), None, region, pue, display)(label)
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"nbcarbon.track()'s label must be a string, e.g. track(f'fold {{k}}'), "
+                        f"not {label!r} ({type(label).__name__})")
     return Tracker(default_session(), label, region, pue, display)

@@ -38,6 +38,7 @@ import os
 import queue
 import re
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -473,6 +474,12 @@ class LedgerWriter:
         if self._closed:
             return
         if self._thread is None:
+            if sys.is_finalizing():
+                # A window closed by the interpreter's teardown (a generator holding one): no
+                # thread can start now (Python 3.11's Thread.start() would wait for ever) and no
+                # module can be imported, so the record is not written (counted as dropped).
+                self.dropped += sum(1 for _ in entries)
+                return
             self._start()
         for entry in entries:
             self._queue.put(entry)

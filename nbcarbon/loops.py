@@ -60,6 +60,13 @@ ON_BUDGET = ("warn", "stop")
 PROGRESS = ("auto", "widget", "text", "none")
 #: Display updates at most this often (the last iteration and budget events always show).
 MIN_REDRAW_S = 0.2
+#: After the first :data:`PREDICT_EVERY_FIRST` predictions, a new one is made only while all of
+#: them together have taken at most this share of the loop's time. Why: a prediction costs time
+#: linear in the iterations seen (13 ms at 2,000), so one after every iteration made a long loop
+#: of short iterations quadratic (2,000 empty iterations took 17 s), and that time was measured
+#: as the loop's own energy.
+PREDICT_SHARE = 0.02
+PREDICT_EVERY_FIRST = 20
 # Opcodes that drop a for-loop's iterator when the loop is left by break or return.
 _CLEAN_EXIT_OPS = frozenset({"POP_TOP", "POP_ITER", "END_FOR", "RETURN_VALUE", "RETURN_CONST"})
 
@@ -185,6 +192,9 @@ class Epochs(Generic[T]):
         self._display = display
         self._view: _View | None = None
         self._warned = False
+        self._spent_g = 0.0  # the iterations' CO2e so far (a budget with no total)
+        self._predict_s = 0.0  # time spent predicting so far, and since when the loop runs
+        self._started_at = 0.0
         self.footprint: Footprint | None = None
 
     # -- the two ways in ----------------------------------------------------------------------
@@ -217,6 +227,7 @@ class Epochs(Generic[T]):
         done = 0
         finished = "ok"
         self._loop = self.session.begin(f"{self.label} loop", *self._pricing, source="loop")
+        self._started_at = time.perf_counter()
         try:
             while not self.stopped:
                 try:
@@ -252,6 +263,9 @@ class Epochs(Generic[T]):
         assert window is not None
         fp = self.session.end(window, status)
         self.records.append(fp)
+        self._spent_g += fp.co2e_g
+        if sys.is_finalizing():  # closed by the interpreter's teardown: nothing may print
+            return
         for notice in self.session.take_notices():
             print(notice, file=sys.stderr)
 
@@ -264,12 +278,22 @@ class Epochs(Generic[T]):
         """After an ok iteration: predict, check the budget, redraw."""
         event = False
         if self.total is not None and self.predict_after <= done < self.total:
-            p = predict([(fp.duration_s, fp.energy_j) for fp in self.records], self.total)
-            self.predictions.append(p)
-            event = self._check_budget(p)
+            if self._prediction_due():
+                t0 = time.perf_counter()
+                p = predict([(fp.duration_s, fp.energy_j) for fp in self.records], self.total)
+                self._predict_s += time.perf_counter() - t0
+                self.predictions.append(p)
+                event = self._check_budget(p)
         elif self.total is None and self.budget_g is not None:
             event = self._check_spent()
         self._show(force=event or done == self.total)
+
+    def _prediction_due(self) -> bool:
+        """Whether to predict again now: always for the first few, then only while predicting
+        stays within :data:`PREDICT_SHARE` of the loop's time (a budget is then checked as often)."""
+        if len(self.predictions) < PREDICT_EVERY_FIRST:
+            return True
+        return self._predict_s <= PREDICT_SHARE * (time.perf_counter() - self._started_at)
 
     def _check_budget(self, p: Prediction) -> bool:
         """Decide on the budget; True when a message was given (so the display redraws)."""
@@ -294,7 +318,7 @@ class Epochs(Generic[T]):
         return self._act(what)
 
     def _check_spent(self) -> bool:
-        spent = sum(fp.co2e_g for fp in self.records)
+        spent = self._spent_g
         self.over_budget = spent > self.budget_g  # type: ignore[operator]
         if not self.over_budget:
             return False
@@ -340,6 +364,8 @@ class Epochs(Generic[T]):
                 tuple((i, fp.status) for i, fp in enumerate(self.records) if fp.status != "ok"))
             self.footprint = self.session.end(loop, status, iterations=series,
                                               warnings=tuple(warnings_))
+        if sys.is_finalizing():  # closed by the interpreter's teardown: no imports, no output
+            return
         if self._progress_kind != "none" and self.records:
             if self._view is None:
                 self._view = _make_view(self._progress_kind, self._stream)
@@ -429,17 +455,20 @@ class Epochs(Generic[T]):
         spent_g = sum(fp.co2e_g for fp in self.records)
         line = f"{self._counted()} · spent {format_energy(spent_j)}, {format_mass(spent_g)} CO2e"
         p = self.prediction
-        if p is not None and p.done == n and n < p.total:
+        if p is not None and n < p.total:  # the latest prediction (not made after every one)
             k = self._g_per_j()
             if getattr(p, "bounded", True):
                 interval = f" ({format_mass(p.energy_low_j * k)} to {format_mass(p.energy_high_j * k)})"
             else:
                 why = getattr(p, "why_unbounded", None)
                 interval = f" (cannot bound the total yet{': ' + why if why else ''})"
+            since = self.records[p.done:]  # iterations run since the prediction was made
+            left_s = max(0.0, p.remaining_duration_s - sum(fp.duration_s for fp in since))
+            left_j = max(0.0, p.remaining_energy_j - sum(fp.energy_j for fp in since))
             line += (f" · total {format_mass(p.energy_j * k)} CO2e{interval}, "
                      f"{format_energy(p.energy_j)}"
-                     f" · {format_duration(p.remaining_duration_s)} left"
-                     f" ({format_mass(p.remaining_energy_j * k)} to go)")
+                     f" · {format_duration(left_s)} left"
+                     f" ({format_mass(left_j * k)} to go)")
         if self.budget_g is not None:
             line += f" · budget {format_mass(self.budget_g)}{' OVER' if self.over_budget else ''}"
         return line
@@ -546,7 +575,7 @@ class _TextView(_View):
             self._write(loop.status_line(), "")
 
     def finish(self, loop: Epochs[Any], status: str) -> None:
-        self._write(loop.summary(status), "\n")
+        self._write(loop.summary(status, loop.footprint), "\n")
         p = loop.prediction
         if p is not None:
             self.stream.write(f"  prediction method: {p.method}\n")
@@ -596,7 +625,7 @@ class _WidgetView(_View):
         self.bar.value = n
         ok = status == "ok" and not loop.stopped
         self.bar.bar_style = "success" if ok else ("warning" if loop.stopped else "danger")
-        self.text.value = self._html(loop, loop.summary(status))
+        self.text.value = self._html(loop, loop.summary(status, loop.footprint))
         self.box.close()  # the loop then puts its static final line in the widget's place
 
 

@@ -203,6 +203,10 @@ class Session:
         self._collectors: list[Collector] = []
         #: Open windows in the order they were opened: the innermost is the last one.
         self._open: dict[str, Window] = {}
+        #: The window this process's top-level windows are nested in when it is not one of this
+        #: session's: set in a forked child to the window its parent had open at the fork (the
+        #: parent's process tree, the child included, is measured there; see ``api.py``).
+        self.outer_parent_id: str | None = None
         self._closed_at: dict[str, float] = {}  # recent window id -> monotonic end time
         #: (sampler, which share meter splits each of its channels): see attribution.plan
         self._plan: tuple[object, tuple[int | None, ...]] = (None, ())
@@ -329,6 +333,9 @@ class Session:
         so totals count it once; ``top=True`` (a notebook cell run by the kernel) is always top
         level, even if a window of an earlier cell was left open.
         """
+        if label is not None and not isinstance(label, str):
+            raise TypeError(f"a window's label must be a string, e.g. 'fold 3', not {label!r} "
+                            f"({type(label).__name__})")
         pinned_region = priced(intensity.lookup(region), "magic") if region else None
         pinned_pue = parse_pue(pue, "pue") if pue is not None else None
         if self._reprobe_wanted and not self._open:
@@ -345,7 +352,8 @@ class Session:
         window: Window | None = None
         try:
             with self._lock:
-                parent_id = None if top or not self._open else next(reversed(self._open))
+                parent_id = (None if top else next(reversed(self._open)) if self._open
+                             else self.outer_parent_id)
                 window = _window(new_id(), label, started_at, t0_s, readings, errors0,
                                  pinned_region, pinned_pue, source, collected, parent_id, shares)
                 self._open[window.id] = window

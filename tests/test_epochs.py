@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +305,57 @@ def test_final_line_says_the_budget_and_its_fate_in_words(session: Session, mete
     from dataclasses import replace
     cheap = replace(cheap, co2e_g=0.5 * SE)
     assert "within it" in over.final_bundle(cheap)[0]["text/plain"]
+
+
+def test_predictions_stop_after_every_iteration_once_they_cost_more_than_their_share(
+        session: Session) -> None:
+    loop = epochs(range(100), total=100, session=session, progress=None)
+    loop.predictions = [None] * 20  # type: ignore[list-item]  # the first ones are always made
+    loop._started_at = time.perf_counter() - 10.0  # a loop running for 10 s ...
+    loop._predict_s = 1.0  # ... that spent 1 s predicting: more than 2 %, so not now
+    assert not loop._prediction_due()
+    loop._predict_s = 0.1  # 1 %: due again
+    assert loop._prediction_due()
+    loop.predictions = [None] * 19  # type: ignore[list-item]
+    loop._predict_s = 5.0
+    assert loop._prediction_due()
+
+
+def test_a_long_loop_of_short_iterations_does_not_predict_after_each(session: Session) -> None:
+    # Before: a prediction after every iteration, each linear in the iterations seen, so 2,000
+    # short iterations took seconds and the loop's own record measured that time.
+    loop = epochs(range(2000), total=2000, session=session, progress=None)
+    for _ in loop:
+        pass
+    assert 20 <= len(loop.predictions) < 1000  # the first 20, then within 2 % of the loop's time
+    assert loop.footprint is not None and len(loop.records) == 2000
+
+
+def test_the_text_views_final_line_is_the_loops_record(session: Session, meter: CounterMeter) -> None:
+    stream = io.StringIO()
+    loop = epochs(range(4), total=4, session=session, progress="text", stream=stream)
+    for _ in loop:
+        meter.total_j += 10.0
+    assert loop.footprint is not None
+    last = [ln for ln in stream.getvalue().splitlines() if ln.startswith("nbcarbon:")][-1]
+    assert loop.summary("ok", loop.footprint) == last
+    assert loop.footprint.region.code in last  # the loop's record, priced, not the sum of its epochs
+
+
+def test_status_line_uses_the_latest_prediction_and_counts_iterations_since(
+        session: Session, meter: CounterMeter) -> None:
+    loop = epochs(range(10), total=10, session=session, progress=None)
+    it = iter(loop)
+    for _ in range(4):
+        next(it)
+        meter.total_j += 10.0
+    next(it)  # the 4th iteration closed: a prediction from 4 iterations of 10 J each
+    p = loop.prediction
+    assert p is not None and p.done == 4
+    loop.predictions = [p]
+    meter.total_j += 10.0
+    next(it)  # the 5th closed: say no new prediction was made for it
+    loop.predictions = [p]
+    line = loop.status_line()
+    assert "left" in line and "to go" in line  # still shown, from the prediction after 4
+    it.close()
