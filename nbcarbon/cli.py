@@ -158,32 +158,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .settings import max_notebook_bytes
 
     pue = _validate_pricing(args.region, args.pue)
-    if args.timeout is not None and not args.timeout > 0:
-        raise _usage(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
+    _validate_environment()
+    if args.timeout is not None and not (args.timeout >= 1 and float(args.timeout).is_integer()):
+        # nbclient counts whole seconds; rounding 1.5 to 2 silently would not be what was asked
+        raise _usage(f"--timeout must be a whole number of seconds >= 1, not {args.timeout:g}")
     try:
         nb = load_json(args.notebook, max_notebook_bytes())  # a clear message for a non-notebook
     except NotebookError as exc:
         return _fail(str(exc))
     output = args.output or args.notebook.with_name(args.notebook.stem + ".carbon.ipynb")
     _check_output(output)
+    if output.exists() and output.resolve() == args.notebook.resolve():
+        raise _usage(f"-o names the notebook being run ({output}): a run clears its outputs first "
+                     "and marks the cells after a failure 'not run', so the notebook's own outputs "
+                     "would be lost; write to another file (and move it over if you want)")
     try:
         import nbclient  # noqa: F401
         from jupyter_client.kernelspec import NoSuchKernel
 
-        from .runner import kernel_for, run_notebook, terminal_progress
+        from .runner import RunResult, kernel_for, run_notebook, terminal_progress
     except ImportError as exc:
         return _fail(f"`nbcarbon run` needs nbclient and ipykernel ({exc}); "
                      "pip install 'nbcarbon[run]'")
     kernel_for(nb.get("metadata"), args.kernel)  # KernelNotFound: a usage error, before anything runs
     del nb
+    stopped: list[RunResult] = []
     try:
-        result = run_notebook(args.notebook, output, region=args.region, pue=pue,
-                              timeout_s=args.timeout, kernel_name=args.kernel,
-                              allow_errors=args.allow_errors, progress=terminal_progress())
+        with _terminate_as_interrupt():
+            result = run_notebook(args.notebook, output, region=args.region, pue=pue,
+                                  timeout_s=int(args.timeout) if args.timeout else None,
+                                  kernel_name=args.kernel, allow_errors=args.allow_errors,
+                                  progress=terminal_progress(), on_stop=stopped.append)
     except NotebookError as exc:
         return _fail(str(exc))
     except (RuntimeError, OSError, ValueError, NoSuchKernel) as exc:  # a kernel without nbcarbon
         return _fail(f"could not run {args.notebook}: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (CI cancelling): what ran is kept and said
+        if not stopped:
+            _fail(f"{args.notebook.name}: stopped before any cell ran; nothing written")
+            return 130
+        partial = stopped[0]
+        print(file=sys.stderr)
+        _say(report.render(report.rows(args.notebook.name, partial.records), "table"))
+        _say(f"wrote {output}")
+        _fail(f"{args.notebook.name}: stopped by the user; {output} has the records of the cells "
+              "that ran")
+        return 130
     _say(report.render(report.rows(args.notebook.name, result.records), "table"))
     raised = [e for e in result.errors if e.index != result.failed_cell]
     if raised:
@@ -199,6 +219,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"{args.notebook.name}: {failure}; {output} has the records of every cell run, "
                      f"this one included{later}. --allow-errors runs every cell")
     return 0
+
+
+def _validate_environment() -> None:
+    """Refuse bad ``NBCARBON_*`` values before a kernel starts: the kernel's session would
+    refuse them anyway, after the output file was already taken."""
+    from . import intensity
+    from .settings import Settings
+
+    Settings.from_environ(os.environ)
+    intensity.detect({"NBCARBON_REGION": os.environ.get("NBCARBON_REGION", "")}, None)
+
+
+class _terminate_as_interrupt:  # noqa: N801 - used as a context manager, like a function
+    """SIGTERM (a CI job cancelled, ``timeout``) ends the run as Ctrl-C does: the output file is
+    written with what ran, instead of the process dying with nothing saved."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        try:
+            self._old = signal.signal(signal.SIGTERM, interrupt)
+        except ValueError:  # not the main thread: leave SIGTERM alone
+            self._old = None
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
 
 
 def _usage(message: str) -> Exception:

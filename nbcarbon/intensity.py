@@ -478,7 +478,10 @@ def detect(environ: Mapping[str, str], timezone_name: str | None) -> tuple[Regio
     """
     explicit = environ.get("NBCARBON_REGION", "")
     if explicit.strip():
-        return lookup(explicit), "env:NBCARBON_REGION"
+        try:
+            return lookup(explicit), "env:NBCARBON_REGION"
+        except RegionError as exc:  # say where the bad value came from: it is not on screen
+            raise RegionError(f"NBCARBON_REGION: {exc}", exc.suggestions) from None
     for variable, provider in CLOUD_VARIABLES:
         value = environ.get(variable, "").strip()
         if not value:

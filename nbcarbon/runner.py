@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import NbcarbonError
 from .footprint import Footprint, top_level
-from .notebook import collect, read_text
+from .notebook import NotebookError, collect, read_text
 
 ProgressFn = Callable[[int, int, float, float], None]
 
@@ -196,37 +196,75 @@ def _brief_readouts(nb: Any, records: list[Footprint]) -> None:
             out["data"].update(data)
 
 
+def _client_class() -> type:
+    """nbclient's ``NotebookClient``, made to stop a cell that goes on after its timeout.
+
+    nbclient interrupts a cell at the timeout and then waits again, as long again, and again:
+    a cell that catches ``KeyboardInterrupt`` (a training loop that saves on Ctrl-C) finished
+    as if nothing happened, and one that ignores SIGINT ran for as long as it liked, so a CI run
+    could hang for good. Here the cells interrupted are remembered (the run stops after them),
+    and a cell still running one more timeout after its interrupt has its kernel shut down.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+    from nbclient.util import ensure_async
+
+    class Client(NotebookClient):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.interrupted: set[int] = set()  # id() of the cells interrupted at the timeout
+            self.killed = False
+
+        async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+            if id(cell) in self.interrupted:
+                self.log.error("The cell did not stop when interrupted; shutting the kernel down")
+                self.killed = True
+                await ensure_async(self.km.shutdown_kernel(now=True))
+                raise DeadKernelError("the cell did not stop when interrupted")
+            self.interrupted.add(id(cell))
+            return await super()._async_handle_timeout(timeout, cell)
+
+    return Client
+
+
 def run_notebook(
     path: Path,
     output: Path,
     *,
     region: str | None = None,
     pue: float | None = None,
-    timeout_s: float | None = None,
+    timeout_s: int | None = None,
     kernel_name: str | None = None,
     allow_errors: bool = False,
     progress: ProgressFn | None = None,
+    on_stop: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
     """Execute ``path`` measured, write ``output`` (also after a failure), return the records.
 
-    A cell running longer than ``timeout_s`` is interrupted, so it still gets its record (status
-    ``interrupted``) and the run stops there as failed. A cell that raises stops the run, unless
+    A cell running longer than ``timeout_s`` (whole seconds) is interrupted, so it still gets
+    its record (status ``interrupted``), and the run stops there as failed, also when the cell
+    caught the interrupt and finished; one that is still running ``timeout_s`` after the
+    interrupt has its kernel shut down. A cell that raises stops the run, unless
     ``allow_errors`` (as ``nbconvert --execute --allow-errors``) or its ``raises-exception`` tag
     says to go on; :attr:`RunResult.errors` lists every cell that raised. The kernel is told the
     notebook's base name (``JPY_SESSION_NAME``, as Jupyter does), so its ledger rows carry it.
+    ``on_stop`` gets the result as written when the run ends by an exception (Ctrl-C).
     """
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from nbformat.validator import MissingIDFieldWarning
+    from nbformat.validator import MissingIDFieldWarning, ValidationError
 
     text = read_text(path)  # a regular file within the size limit: never a FIFO or /dev/zero
     with warnings.catch_warnings():  # cells without ids are fine for us; nbformat warns of the future
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         nb = nbformat.reads(text, as_version=4)
+        try:
+            nbformat.validate(nb)
+        except ValidationError as exc:  # a hand-edited file: one line, before a kernel starts
+            raise NotebookError(f"{path.name} is not a valid notebook: {_first_line(exc.message)}"
+                                ) from None
     del text
     _prepare(nb)
-    client = NotebookClient(
+    client = _client_class()(
         nb,
         timeout=timeout_s,
         interrupt_on_timeout=True,
@@ -240,63 +278,99 @@ def run_notebook(
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     result.code_cells = len(code_cells)
     env = {**os.environ, "JPY_SESSION_NAME": path.name}
+    started = False  # a kernel that never started leaves no output file: nothing ran
+    try:
+        with client.setup_kernel(env=env):
+            _silent_execute(client, _setup_code(region, pue))
+            started = True  # from here on the output is written, whatever happens
+            try:
+                _run_cells(client, nb, code_cells, result, timeout_s, progress)
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM: the kernel is stopped at once. A graceful shutdown would
+                # close its sockets under the running cell, which then prints a traceback of its
+                # own; the records of the cells that finished are in ``nb`` already.
+                from nbclient.util import run_sync
+
+                run_sync(client.km.shutdown_kernel)(now=True)
+                raise
+            client.set_widgets_metadata()
+    except BaseException:
+        if started and on_stop is not None:
+            _write(nb, output, result)
+            on_stop(result)
+            started = False  # written
+        raise
+    finally:
+        if started:
+            _write(nb, output, result)
+    return result
+
+
+def _write(nb: Any, output: Path, result: RunResult) -> None:
+    import nbformat
+    from nbformat.validator import MissingIDFieldWarning
+
+    result.records = collect(nb).records
+    _brief_readouts(nb, result.records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
+        nbformat.write(nb, str(output))
+
+
+def _run_cells(client: Any, nb: Any, code_cells: list[int], result: RunResult,
+               timeout_s: int | None, progress: ProgressFn | None) -> None:
+    """Execute the code cells in order into ``nb``, filling ``result``; stop at the first
+    failure (unless allowed), mark the cells after it "not run", and end with the summary."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
     start = time.monotonic()
     energy_j = 0.0
     n = 0
-    started = False  # a kernel that never started leaves no output file: nothing ran
     dead = False
-    try:
-        with client.setup_kernel(env=env):
-            started = True
-            _silent_execute(client, _setup_code(region, pue))
-            info = client.wait_for_reply(client.kc.kernel_info())
-            if info and "language_info" in info["content"]:
-                nb.metadata["language_info"] = info["content"]["language_info"]
-            for n, index in enumerate(code_cells, 1):
-                if progress:
-                    progress(n - 1, len(code_cells), time.monotonic() - start, energy_j)
-                t0 = time.monotonic()
-                cell = nb.cells[index]
-                try:
-                    client.execute_cell(cell, index)
-                except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
-                    dead = isinstance(exc, DeadKernelError)
-                    result.failed_cell, result.failed_number = index, n
-                    result.failed_source = cell.source
-                    ename = getattr(exc, "ename", None)
-                    result.error = (f"{ename}: {getattr(exc, 'evalue', '')}" if ename
-                                    else _first_line(str(exc)) or type(exc).__name__)
-                    if timeout_s and time.monotonic() - t0 >= timeout_s:
-                        result.error = f"timed out after {timeout_s:g} s (interrupted)"
-                    result.errors.append(CellError(n, index, cell.source, result.error))
-                    break
-                finally:
-                    found = collect({"cells": [cell]})
-                    energy_j += sum(fp.energy_j for fp in top_level(found.records))
-                error = _error_of(cell)
-                if error is not None:  # allowed: --allow-errors or the cell's raises-exception tag
-                    tagged = "raises-exception" in cell.metadata.get("tags", [])
-                    result.errors.append(CellError(n, index, cell.source, error, expected=tagged))
-            if progress:
-                progress(len(code_cells) if result.failed_cell is None else n, len(code_cells),
-                         time.monotonic() - start, energy_j)
-            if result.failed_cell is not None:
-                why = f"`nbcarbon run` stopped at code cell {n}, which failed"
-                for index in code_cells[n:]:
-                    _mark_not_run(nb.cells[index], why)
-                result.not_run = len(code_cells) - n
-            if not dead:
-                _append_summary(client, nb, code_cells)
-                _refresh_dashboards(client, nb)
-            client.set_widgets_metadata()
-    finally:
-        if started:
-            result.records = collect(nb).records
-            _brief_readouts(nb, result.records)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", MissingIDFieldWarning)
-                nbformat.write(nb, str(output))
-    return result
+    info = client.wait_for_reply(client.kc.kernel_info())
+    if info and "language_info" in info["content"]:
+        nb.metadata["language_info"] = info["content"]["language_info"]
+    for n, index in enumerate(code_cells, 1):
+        if progress:
+            progress(n - 1, len(code_cells), time.monotonic() - start, energy_j)
+        t0 = time.monotonic()
+        cell = nb.cells[index]
+        try:
+            client.execute_cell(cell, index)
+            if id(cell) in client.interrupted:  # it caught the interrupt and finished
+                raise CellTimeoutError("timed out")
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+            dead = isinstance(exc, DeadKernelError)
+            result.failed_cell, result.failed_number = index, n
+            result.failed_source = cell.source
+            ename = getattr(exc, "ename", None)
+            result.error = (f"{ename}: {getattr(exc, 'evalue', '')}" if ename
+                            else _first_line(str(exc)) or type(exc).__name__)
+            if id(cell) in client.interrupted or (timeout_s and time.monotonic() - t0 >= timeout_s):
+                result.error = f"timed out after {timeout_s:g} s (interrupted)"
+                if client.killed:
+                    result.error = (f"timed out after {timeout_s:g} s and did not stop when "
+                                    "interrupted, so its kernel was shut down")
+            result.errors.append(CellError(n, index, cell.source, result.error))
+            break
+        finally:
+            found = collect({"cells": [cell]})
+            energy_j += sum(fp.energy_j for fp in top_level(found.records))
+        error = _error_of(cell)
+        if error is not None:  # allowed: --allow-errors or the cell's raises-exception tag
+            tagged = "raises-exception" in cell.metadata.get("tags", [])
+            result.errors.append(CellError(n, index, cell.source, error, expected=tagged))
+    if progress:
+        progress(len(code_cells) if result.failed_cell is None else n, len(code_cells),
+                 time.monotonic() - start, energy_j)
+    if result.failed_cell is not None:
+        why = f"`nbcarbon run` stopped at code cell {n}, which failed"
+        for index in code_cells[n:]:
+            _mark_not_run(nb.cells[index], why)
+        result.not_run = len(code_cells) - n
+    if not dead:
+        _append_summary(client, nb, code_cells)
+        _refresh_dashboards(client, nb)
 
 
 def _append_summary(client: Any, nb: Any, code_cells: list[int]) -> None:

@@ -237,3 +237,89 @@ def test_an_old_format_notebook_is_named_as_one_with_how_to_convert_it(tmp_path:
     err = capsys.readouterr().err
     assert "a notebook in the old format 3" in err and "--nbformat 4" in err
     assert "not a notebook" not in err
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("NBCARBON_REGION", "Swedn", "NBCARBON_REGION: Unknown region 'Swedn'"),
+    ("NBCARBON_PUE", "9", "NBCARBON_PUE"),
+])
+def test_a_bad_environment_is_refused_before_the_run_and_keeps_the_earlier_output(
+        tmp_path: Path, variable: str, value: str, says: str) -> None:
+    # Before: the kernel refused it after the output file was taken, which was overwritten by
+    # an unexecuted copy with every earlier record cleared, and the exit status was 1.
+    src = write(tmp_path / "nb.ipynb", notebook("x = 1"))
+    earlier = tmp_path / "nb.carbon.ipynb"
+    earlier.write_text('{"an earlier run": true}')
+    proc = cli("run", src, env=kernel_env(tmp_path, **{variable: value}), cwd=tmp_path)
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
+    assert earlier.read_text() == '{"an earlier run": true}'
+
+
+@pytest.mark.parametrize("args", [
+    ["--timeout", "1.5"], ["--timeout", "inf"], ["-o", "nb.ipynb"],
+])
+def test_run_refuses_fractional_timeouts_and_writing_over_its_own_notebook(
+        tmp_path: Path, args: list[str]) -> None:
+    src = write(tmp_path / "nb.ipynb", notebook("x = 1"))
+    before = src.read_text()
+    proc = cli("run", src, *args, env=kernel_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert ("whole number of seconds" in proc.stderr) != (args[0] == "-o")
+    assert src.read_text() == before and not (tmp_path / "nb.carbon.ipynb").exists()
+
+
+def test_a_cell_that_catches_the_timeouts_interrupt_still_stops_the_run(tmp_path: Path) -> None:
+    # Before: the cell finished "ok" after swallowing the interrupt, the next cells ran, exit 0.
+    src = write(tmp_path / "stubborn.ipynb", notebook(
+        "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('saved a checkpoint')",
+        "print('never')"))
+    proc = cli("run", src, "--timeout", "2", env=kernel_env(tmp_path), cwd=tmp_path, timeout=90)
+    assert proc.returncode == 1 and "timed out after 2 s (interrupted)" in proc.stderr
+    out = json.loads((tmp_path / "stubborn.carbon.ipynb").read_text())
+    assert out["cells"][2]["metadata"]["nbcarbon"] == {"run": "not run"}
+
+
+def test_a_cell_that_ignores_the_interrupt_has_its_kernel_shut_down(tmp_path: Path) -> None:
+    # Before: nbclient interrupted it and waited again, as long as the cell liked (a CI run
+    # could hang for good); the cell was recorded "ok" and the run exited 0.
+    src = write(tmp_path / "deaf.ipynb", notebook(
+        "x = 1", "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(120)",
+        "print('never')"))
+    proc = cli("run", src, "--timeout", "2", env=kernel_env(tmp_path), cwd=tmp_path, timeout=100)
+    assert proc.returncode == 1 and "did not stop when interrupted" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    per_cell = records(json.loads((tmp_path / "deaf.carbon.ipynb").read_text()))
+    assert per_cell[0][0]["status"] == "ok"  # what ran before is kept
+
+
+def test_sigterm_during_a_run_writes_what_ran(tmp_path: Path) -> None:
+    # Before: SIGTERM (a CI job cancelled) killed the run with nothing written.
+    import signal
+    import time
+
+    src = write(tmp_path / "long.ipynb", notebook("x = 1", "import time\ntime.sleep(120)"))
+    proc = subprocess.Popen([SCRIPT, "run", str(src)], env=kernel_env(tmp_path), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    err = ""
+    while time.monotonic() < deadline:  # until the progress line says cell 2 started
+        line = proc.stderr.readline()
+        err += line
+        if "cell 1/2" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err + rest
+    assert "stopped by the user" in rest and "Traceback" not in rest
+    per_cell = records(json.loads((tmp_path / "long.carbon.ipynb").read_text()))
+    assert per_cell[0][0]["status"] == "ok"
+
+
+def test_a_hand_edited_notebook_is_refused_in_one_line(tmp_path: Path) -> None:
+    nb = notebook("x = 1")
+    del nb["cells"][1]["source"]
+    src = write(tmp_path / "edited.ipynb", nb)
+    proc = cli("run", src, env=kernel_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 1 and "is not a valid notebook" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "edited.carbon.ipynb").exists()
