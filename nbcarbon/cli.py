@@ -324,6 +324,7 @@ def _report(args: argparse.Namespace) -> int:
         raise _usage(f"--format {args.format} is not available with --compare; use table, json, "
                      "csv or markdown")
     seen: set[str] = set()  # record ids already counted: a notebook given twice, or a copy
+    names = _names(args.notebooks)
     for path in args.notebooks:
         try:
             found = load_records(path, max_bytes)
@@ -345,8 +346,8 @@ def _report(args: argparse.Namespace) -> int:
         seen.update(fp.id for fp in kept)
         records = report.repriced(kept, region, pue)
         all_records.extend(records)
-        per_notebook.append((path.name, records))
-        all_rows.extend(report.rows(path.name, records))
+        per_notebook.append((names[path], records))
+        all_rows.extend(report.rows(names[path], records))
     if args.compare:
         from .compare import cli_compare
 
@@ -367,10 +368,27 @@ def _report(args: argparse.Namespace) -> int:
         else:
             _say(paper.latex(found) if args.format == "latex" else paper.badge(found))
         return 1 if failed else 0
-    if not all_records and failed and args.format == "table":
-        return 1  # nothing read: the errors say why; JSON and CSV readers still get their shape
+    if not all_records and failed and args.format in ("table", "latex", "svg"):
+        # Nothing read: the errors say why. JSON and CSV readers still get their shape; a
+        # methods paragraph or a badge without numbers would only be mistaken for one.
+        return 1
     _say_table(report.render(all_rows, "markdown" if args.format in ("latex", "svg") else args.format))
     return 1 if failed else 0
+
+
+def _names(paths: Sequence[Path]) -> dict[Path, str]:
+    """How each notebook is named in the report: its file name, or, where two notebooks share
+    one (``runs/a/analysis.ipynb``, ``runs/b/analysis.ipynb``), as much of its path as tells
+    them apart, so their rows are never merged under one name."""
+    names: dict[Path, str] = {}
+    for path in dict.fromkeys(paths):
+        parts = path.parts
+        depth = 1
+        while depth < len(parts) and any(
+                other != path and other.parts[-depth:] == parts[-depth:] for other in paths):
+            depth += 1
+        names[path] = "/".join(parts[-depth:])
+    return names
 
 
 def _check_plot(path: Path, comparing: bool) -> None:

@@ -405,7 +405,10 @@ def lookup(code: str) -> Region:
     are none, what a valid code looks like), because a mistyped region must not silently
     turn into some other number.
     """
-    if not isinstance(code, str) or not code.strip():
+    if not isinstance(code, str):
+        raise RegionError(f"A region is a code in text, e.g. 'SE', not {code!r} "
+                          f"({type(code).__name__}): use {CODE_FORMS}. {_LIST_HINT}")
+    if not code.strip():
         raise RegionError(f"No region given: use {CODE_FORMS}. {_LIST_HINT}")
     region = _find(code)
     if region is not None:

@@ -35,6 +35,8 @@ MAX_NOTEBOOK_MB_RANGE = (1.0, 1024.0 * 1024)
 def _number(text: object, name: str, low: float, high: float) -> float:
     """Parse and range-check one number; ``name`` is what the user typed (variable or flag)."""
     try:
+        if isinstance(text, bool):  # float(True) is 1.0: a flag passed where a number belongs
+            raise TypeError
         value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise SettingsError(

@@ -37,8 +37,10 @@ def regions_text(text: str = "") -> str:
     """The regions matching ``text`` with intensity, year, basis and source, one per line."""
     found = intensity.search(text)
     if not found:
-        return (f"no region matches {text!r}; `%carbon regions` (in a terminal, `nbcarbon regions`) "
-                "with no text lists them all")
+        close = [r for r in intensity.suggestions(text) if intensity.has_figure(r)]
+        near = f" Closest: {', '.join(intensity.label(r) for r in close)}." if close else ""
+        return (f"no region matches {text!r}.{near} `nbcarbon regions` (in a notebook, "
+                "`%carbon regions`) with no text lists them all")
     code_w = max(len("code"), *(len(r.code) for r in found))
     rows = [["code", "name", "g/kWh", "year", "basis", "source"]] + [
         [r.code, r.name, f"{r.g_per_kwh:.4g}", str(r.year or ""), r.basis, r.source] for r in found]

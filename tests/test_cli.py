@@ -323,3 +323,36 @@ def test_a_hand_edited_notebook_is_refused_in_one_line(tmp_path: Path) -> None:
     proc = cli("run", src, env=kernel_env(tmp_path), cwd=tmp_path)
     assert proc.returncode == 1 and "is not a valid notebook" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "edited.carbon.ipynb").exists()
+
+
+def test_notebooks_that_share_a_file_name_keep_their_rows_apart(measured, tmp_path: Path) -> None:
+    # Before: runs/a/x.ipynb and runs/b/x.ipynb were reported as one notebook "x.ipynb" with
+    # every cell number twice.
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        shutil.copy(measured["out"], tmp_path / run / "x.ipynb")
+    nb = json.loads(measured["out"].read_text())
+    for cell in nb["cells"]:  # b's records are other records (another run), not a copy
+        for o in cell.get("outputs", []):
+            if "nbcarbon" in o.get("metadata", {}):
+                o["metadata"]["nbcarbon"]["id"] = "b" + o["metadata"]["nbcarbon"]["id"][1:]
+    write(tmp_path / "b" / "x.ipynb", nb)
+    proc = cli("report", "a/x.ipynb", "b/x.ipynb", "--format", "json", env=measured["env"],
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    names = {row["notebook"] for row in json.loads(proc.stdout)["cells"]}
+    assert names == {"a/x.ipynb", "b/x.ipynb"}
+
+
+@pytest.mark.parametrize("fmt", ["latex", "svg"])
+def test_a_paragraph_or_badge_is_not_printed_without_records(tmp_path: Path, fmt: str) -> None:
+    empty = write(tmp_path / "empty.ipynb", notebook("1 + 1"))
+    proc = cli("report", empty, "--format", fmt, env=kernel_env(tmp_path))
+    assert proc.returncode == 1 and proc.stdout == "" and "no readable nbcarbon records" in proc.stderr
+
+
+def test_a_region_search_that_finds_nothing_names_the_closest(tmp_path: Path) -> None:
+    proc = cli("regions", "swedn", env=kernel_env(tmp_path))
+    assert proc.returncode == 0 and "Closest: SE (Sweden)" in proc.stdout
+    with pytest.raises(intensity.RegionError, match=r"a code in text, e\.g\. 'SE', not 42 \(int\)"):
+        intensity.lookup(42)  # type: ignore[arg-type]

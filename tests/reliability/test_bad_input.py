@@ -187,3 +187,11 @@ def test_records_from_before_bad_input_are_identical(measured, capsys) -> None:
                  "%%carbon --pue 0\n1", "%%carbon --interval 1\n1"):
         ip.run_cell(cell)
     assert [dataclasses.asdict(fp) for fp in s.records] == snapshot
+
+
+def test_a_boolean_is_not_a_pue() -> None:
+    from nbcarbon.errors import SettingsError
+    from nbcarbon.settings import parse_pue
+
+    with pytest.raises(SettingsError, match="pue must be a number from 1 to 3, not True"):
+        parse_pue(True, "pue")
