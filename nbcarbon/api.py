@@ -215,12 +215,7 @@ class Tracker:
         else:
             raise RuntimeError("this nbcarbon.track() was left without being entered")
         self._open.pop(window.id, None)
-        if exc_type is None:
-            status = "ok"
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = "interrupted"
-        else:
-            status = "error"
+        status = _status(exc_type, exc)
         fp = self.footprint = self._session.end(window, status)
         if sys.is_finalizing():  # a generator closed by the interpreter's teardown: no imports,
             return False  # no output; the record is kept (and written, see LedgerWriter.submit)
@@ -261,6 +256,23 @@ class Tracker:
                 return func(*args, **kwargs)
 
         return measured
+
+
+def _status(exc_type: type[BaseException] | None, exc: BaseException | None) -> str:
+    """How a block ended, for its record: ``ok``; ``interrupted`` when it was stopped from
+    outside (Ctrl-C, an asyncio task cancelled, a generator closed by its consumer); ``error``
+    when it raised. ``sys.exit(0)`` is a program ending well, not an error."""
+    if exc_type is None:
+        return "ok"
+    if issubclass(exc_type, SystemExit):
+        code = getattr(exc, "code", None)
+        return "ok" if code is None or code == 0 else "error"
+    if issubclass(exc_type, (KeyboardInterrupt, GeneratorExit)):
+        return "interrupted"
+    asyncio = sys.modules.get("asyncio")  # never imported for this: only a task can be cancelled
+    if asyncio is not None and issubclass(exc_type, asyncio.CancelledError):
+        return "interrupted"
+    return "error"
 
 
 def _show_compact(session: Session, fp: Footprint) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import NbcarbonError, RecordError
 from .footprint import METADATA_KEY, Footprint
+from .settings import PUE_RANGE
 
 
 class NotebookError(NbcarbonError, ValueError):
@@ -344,6 +345,9 @@ def _collect(cells: Iterable[Any], path: str, deep: bool) -> NotebookRecords:
             continue
         outputs = cell.get("outputs")
         if not isinstance(outputs, list):
+            if outputs is not None and cell.get("cell_type") == "code":
+                problems.append(f"{path}: cell {index}: its 'outputs' is not a list (a damaged "
+                                "notebook); any record there is not read")
             continue
         for output in outputs:
             if not isinstance(output, dict):
@@ -365,12 +369,32 @@ def _collect(cells: Iterable[Any], path: str, deep: bool) -> NotebookRecords:
             except RecordError as exc:
                 problems.append(f"{path}: cell {index}: {exc}")
                 continue
+            wrong = _implausible(record)
+            if wrong is not None:
+                problems.append(f"{path}: cell {index}: {wrong}")
+                continue
             if record.id in seen:
                 records[seen[record.id]] = record
             else:
                 seen[record.id] = len(records)
                 records.append(record)
     return found
+
+
+def _implausible(record: Footprint) -> str | None:
+    """What no record nbcarbon writes can say, for a record whose fields are each well formed:
+    a PUE outside the range nbcarbon accepts, or a total that is not its components' sum (a
+    hand-edited number would otherwise be reported, re-priced and summed as measured)."""
+    low, high = PUE_RANGE
+    if not low <= record.pue <= high:
+        return f"the record's PUE {record.pue:g} is outside {low:g} to {high:g}"
+    parts = 0.0
+    for c in record.components:
+        parts += c.energy_j
+    if abs(record.energy_j - parts) > 1e-6 * max(record.energy_j, parts) + 1e-9:
+        return (f"the record's energy ({record.energy_j:.6g} J) is not the sum of its components "
+                f"({parts:.6g} J)")
+    return None
 
 
 def load_records(path: str | Path, max_bytes: int | None = None) -> NotebookRecords:

@@ -287,3 +287,24 @@ def test_a_forked_child_measures_its_own_cpu_time_nested_in_the_parents_window(t
     cpu_s, parent_id, parents_window = json.loads(out.stdout)
     assert 0.35 <= cpu_s <= 0.8  # the child's 0.4 s, not 0 and not the parent's too
     assert parent_id == parents_window  # nested in the window the parent had open: counted once
+
+
+def test_how_a_tracked_block_ended_is_its_status(counted) -> None:
+    session, _ = counted
+
+    def ended(exc: BaseException | None) -> str:
+        t = Tracker(session, "b", None, None, display=False)
+        try:
+            with t:
+                if exc is not None:
+                    raise exc
+        except BaseException:  # noqa: BLE001 - each one passes through unchanged
+            pass
+        assert t.footprint is not None
+        return t.footprint.status
+
+    assert ended(None) == "ok"
+    assert ended(SystemExit(0)) == "ok" and ended(SystemExit()) == "ok"
+    assert ended(SystemExit(3)) == "error" and ended(ValueError()) == "error"
+    assert ended(KeyboardInterrupt()) == "interrupted" and ended(GeneratorExit()) == "interrupted"
+    assert ended(asyncio.CancelledError()) == "interrupted"

@@ -117,3 +117,29 @@ def test_iteration_statuses_with_unicode_digits_are_a_record_error() -> None:
 
     with pytest.raises(RecordError, match="statuses"):
         Iterations.from_dict({"duration_s": [1.0], "energy_j": [2.0], "statuses": {"²": "error"}})
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"pue": 0.0}, "PUE 0 is outside 1 to 3"),
+    ({"pue": 10.0}, "PUE 10 is outside 1 to 3"),
+    ({"energy_j": 500.0}, "energy (500 J) is not the sum of its components (36 J)"),
+])
+def test_a_notebook_record_whose_numbers_cannot_be_nbcarbons_is_skipped(change, says) -> None:
+    from nbcarbon.notebook import collect
+
+    good = make().to_dict()
+    bad = {**make().to_dict(), "id": "f" * 32, **change}
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "display_data", "data": {}, "metadata": {"nbcarbon": r}}]} for r in (good, bad)]}
+    found = collect(nb, "nb.ipynb")
+    assert [fp.id for fp in found.records] == [good["id"]]
+    assert len(found.problems) == 1 and says in found.problems[0] and "cell 1" in found.problems[0]
+
+
+def test_a_cell_whose_outputs_are_not_a_list_is_said() -> None:
+    from nbcarbon.notebook import collect
+
+    nb = {"cells": [{"cell_type": "code", "outputs": {"0": {"metadata": {"nbcarbon": make().to_dict()}}}}]}
+    found = collect(nb, "nb.ipynb")
+    assert found.records == [] and found.problems == [
+        "nb.ipynb: cell 0: its 'outputs' is not a list (a damaged notebook); any record there is not read"]
