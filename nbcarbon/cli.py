@@ -216,8 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failure is not None:
         later = (f"; the {result.not_run} cell(s) after it were not run (marked so in {output})"
                  if result.not_run else "")
+        if result.stopped_by == "died":
+            return _fail(f"{args.notebook.name}: {failure} (the kernel died, so this cell has no "
+                         f"record); {output} has the records of the cells before it{later}")
+        hint = "" if result.stopped_by else ". --allow-errors runs every cell"
         return _fail(f"{args.notebook.name}: {failure}; {output} has the records of every cell run, "
-                     f"this one included{later}. --allow-errors runs every cell")
+                     f"this one included{later}{hint}")
     return 0
 
 
@@ -335,8 +339,10 @@ def _report(args: argparse.Namespace) -> int:
         for line in _grouped(found.problems):
             _fail(line)
         if not found.records:
-            _fail(f"{path}: no readable nbcarbon records"
-                  + ("" if found.problems else "; measure it with `nbcarbon run`"))
+            why = ("" if found.problems else
+                   "; it was measured, but no code cell ran" if found.summaries else
+                   "; measure it with `nbcarbon run`")
+            _fail(f"{path}: no readable nbcarbon records{why}")
         failed = failed or bool(found.problems) or not found.records
         kept = [fp for fp in found.records if fp.id not in seen]
         if len(kept) < len(found.records):

@@ -63,6 +63,9 @@ class RunResult:
     code_cells: int = 0
     errors: list[CellError] = field(default_factory=list)
     not_run: int = 0  # code cells after the failure that stopped the run
+    #: How the failing cell ended when it was not by raising: "died" (the kernel died, so the
+    #: cell has no record) or "timed out" (interrupted, or its kernel shut down).
+    stopped_by: str | None = None
 
     def failure(self) -> str | None:
         """One line naming the cell that stopped the run and why, or ``None`` when every cell ran."""
@@ -346,8 +349,11 @@ def _run_cells(client: Any, nb: Any, code_cells: list[int], result: RunResult,
             ename = getattr(exc, "ename", None)
             result.error = (f"{ename}: {getattr(exc, 'evalue', '')}" if ename
                             else _first_line(str(exc)) or type(exc).__name__)
+            if dead:
+                result.stopped_by = "died"
             if id(cell) in client.interrupted or (timeout_s and time.monotonic() - t0 >= timeout_s):
                 result.error = f"timed out after {timeout_s:g} s (interrupted)"
+                result.stopped_by = "timed out"
                 if client.killed:
                     result.error = (f"timed out after {timeout_s:g} s and did not stop when "
                                     "interrupted, so its kernel was shut down")

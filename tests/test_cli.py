@@ -356,3 +356,21 @@ def test_a_region_search_that_finds_nothing_names_the_closest(tmp_path: Path) ->
     assert proc.returncode == 0 and "Closest: SE (Sweden)" in proc.stdout
     with pytest.raises(intensity.RegionError, match=r"a code in text, e\.g\. 'SE', not 42 \(int\)"):
         intensity.lookup(42)  # type: ignore[arg-type]
+
+
+def test_a_kernel_that_dies_is_said_without_promising_its_cells_record(tmp_path: Path) -> None:
+    src = write(tmp_path / "dies.ipynb", notebook("x = 1", "import os\nos._exit(1)", "print('never')"))
+    proc = cli("run", src, env=kernel_env(tmp_path), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "the kernel died, so this cell has no record" in proc.stderr
+    assert "this one included" not in proc.stderr and "--allow-errors" not in proc.stderr
+    per_cell = records(json.loads((tmp_path / "dies.carbon.ipynb").read_text()))
+    assert per_cell[0][0]["status"] == "ok" and per_cell[1] == []
+
+
+def test_a_measured_notebook_with_no_code_cell_run_is_said_so(tmp_path: Path) -> None:
+    src = write(tmp_path / "nocode.ipynb", notebook())
+    env = kernel_env(tmp_path)
+    assert cli("run", src, env=env, cwd=tmp_path).returncode == 0
+    proc = cli("report", tmp_path / "nocode.carbon.ipynb", env=env)
+    assert proc.returncode == 1 and "it was measured, but no code cell ran" in proc.stderr
