@@ -210,13 +210,37 @@ def _client_class() -> type:
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
-    from nbclient.util import ensure_async
+    from nbclient.util import ensure_async, run_sync
 
     class Client(NotebookClient):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.interrupted: set[int] = set()  # id() of the cells interrupted at the timeout
             self.killed = False
+
+        async def async_execute_cell(self, cell: Any, cell_index: int, *args: Any,
+                                     **kwargs: Any) -> Any:
+            """Send the cell's id with its code, as JupyterLab does (``cellId`` in the request's
+            metadata), so its records carry ``cell_id`` as an interactive session's do."""
+            cell_id = cell.get("id")
+            if not isinstance(cell_id, str) or self.kc is None:
+                return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            session = self.kc.session
+            make = session.msg
+
+            def msg(msg_type: str, content: Any = None, parent: Any = None, header: Any = None,
+                    metadata: Any = None) -> Any:
+                if msg_type == "execute_request":
+                    metadata = {**(metadata or {}), "cellId": cell_id}
+                return make(msg_type, content, parent, header, metadata)
+
+            session.msg = msg
+            try:
+                return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            finally:
+                del session.msg  # the class's method again
+
+        execute_cell = run_sync(async_execute_cell)  # nbclient binds its own at class creation
 
         async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
             if id(cell) in self.interrupted:

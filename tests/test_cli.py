@@ -374,3 +374,13 @@ def test_a_measured_notebook_with_no_code_cell_run_is_said_so(tmp_path: Path) ->
     assert cli("run", src, env=env, cwd=tmp_path).returncode == 0
     proc = cli("report", tmp_path / "nocode.carbon.ipynb", env=env)
     assert proc.returncode == 1 and "it was measured, but no code cell ran" in proc.stderr
+
+
+def test_records_of_a_run_carry_their_cells_ids(tmp_path: Path) -> None:
+    nb = notebook("x = 1", "y = 2")
+    for i, cell in enumerate(nb["cells"]):
+        cell["id"] = f"cell-{i}"
+    src = write(tmp_path / "ids.ipynb", nb)
+    assert cli("run", src, env=kernel_env(tmp_path), cwd=tmp_path).returncode == 0
+    per_cell = records(json.loads((tmp_path / "ids.carbon.ipynb").read_text()))
+    assert [rs[0]["cell_id"] for rs in per_cell] == ["cell-1", "cell-2"]
