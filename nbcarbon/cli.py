@@ -157,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .notebook import NotebookError, load_json
     from .settings import max_notebook_bytes
 
+    if args.region is not None and not args.region.strip():
+        raise _usage("--region needs a code (e.g. SE); leave it out to use the detected region")
     pue = _validate_pricing(args.region, args.pue)
     _validate_environment()
     if args.timeout is not None and not (args.timeout >= 1 and float(args.timeout).is_integer()):
@@ -313,6 +315,11 @@ def _report(args: argparse.Namespace) -> int:
     from .session import priced
     from .settings import max_notebook_bytes
 
+    if args.region is not None and not args.region.strip():
+        raise _usage("--region needs a code (e.g. SE); leave it out to keep each record's own region")
+    if args.compare and args.region:
+        raise _usage("--region has no effect with --compare, which prices every record in each "
+                     "region it names; add the region to --compare instead")
     pue = _validate_pricing(args.region, args.pue)
     for code in args.compare or ():
         intensity.lookup(code)

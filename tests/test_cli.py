@@ -186,6 +186,9 @@ def test_unreadable_notebooks_get_clear_messages_and_the_rest_is_reported(
     ["report", "x.ipynb", "--format", "pdf"],
     ["report", "x.ipynb", "--pue", "9"],
     ["run", "x.ipynb", "--timeout", "0"],
+    ["run", "x.ipynb", "--region", ""],
+    ["report", "x.ipynb", "--region", " "],
+    ["report", "x.ipynb", "--compare", "SE", "PL", "--region", "FR"],
     ["frobnicate"],
 ])
 def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
