@@ -358,6 +358,9 @@ class Epochs(Generic[T]):
             if self.stopped:
                 warnings_.append(f"stopped by the budget after {plural(self.label, len(self.records))}"
                                  f"{f' of {self.total}' if self.total is not None else ''}")
+            if self.total is not None and len(self.records) > self.total:
+                warnings_.append(f"ran {plural(self.label, len(self.records))}, more than total="
+                                 f"{self.total}: the predictions were made for {self.total}")
             series = Iterations(
                 self.label, tuple(fp.duration_s for fp in self.records),
                 tuple(fp.energy_j for fp in self.records),

@@ -359,3 +359,11 @@ def test_status_line_uses_the_latest_prediction_and_counts_iterations_since(
     line = loop.status_line()
     assert "left" in line and "to go" in line  # still shown, from the prediction after 4
     it.close()
+
+
+def test_a_loop_longer_than_its_total_says_so_in_its_record(session: Session) -> None:
+    loop = epochs(range(5), total=3, session=session, progress=None)
+    for _ in loop:
+        pass
+    assert loop.footprint is not None
+    assert "ran 5 epochs, more than total=3: the predictions were made for 3" in loop.footprint.warnings
