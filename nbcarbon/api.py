@@ -218,7 +218,7 @@ class Tracker:
         status = _status(exc_type, exc)
         fp = self.footprint = self._session.end(window, status)
         if sys.is_finalizing():  # a generator closed by the interpreter's teardown: no imports,
-            return False  # no output; the record is kept (and written, see LedgerWriter.submit)
+            return False  # no output (the ledger cannot take the record then: LedgerWriter.submit)
         if self._display:
             _show_compact(self._session, fp)
         for notice in self._session.take_notices():

@@ -200,7 +200,8 @@ def _brief_readouts(nb: Any, records: list[Footprint]) -> None:
 
 
 def _client_class() -> type:
-    """nbclient's ``NotebookClient``, made to stop a cell that goes on after its timeout.
+    """nbclient's ``NotebookClient``, made to stop a cell that goes on after its timeout, and
+    to send each cell's id with its code.
 
     nbclient interrupts a cell at the timeout and then waits again, as long again, and again:
     a cell that catches ``KeyboardInterrupt`` (a training loop that saves on Ctrl-C) finished
