@@ -671,8 +671,11 @@ def measure(
     """Turn boundary readings into components, saying honestly what could not be measured.
 
     A channel whose end read failed keeps the energy up to its last good reading, with a warning
-    naming how much of the window that covers. A channel never read in the window is left out
-    with a warning; it is not counted as zero. Readings a counter refused as implausible (see
+    naming how much of the window that covers. A channel whose read at the window's start failed
+    is left out with a warning: its last good total is older than the window, and counting from
+    it would charge the window with energy spent before it (an outage of hours, all on one
+    cell). A channel never read in the window is left out likewise; it is not counted as zero,
+    nor as measured. Readings a counter refused as implausible (see
     :class:`~nbcarbon.meters.base.Anomalies`) are named too: they cost no energy when good
     readings follow, but a reader must be able to tell a clean number from a repaired one.
     """
@@ -685,15 +688,22 @@ def measure(
             why = (e.error or b.error or "no reading")
             out.warnings.append(f"{name} not measured: {why}")
             continue
+        if b.error is not None:
+            out.warnings.append(f"{name} not measured: it could not be read when the window "
+                                f"opened ({b.error}), and its last good reading is older than "
+                                "the window")
+            continue
         energy_j = max(0.0, e.total_j - b.total_j)
         covered_s = max(0.0, e.t_s - b.t_s)
+        if e.error is not None and covered_s <= 0.0:
+            out.warnings.append(f"{name} not measured: no reading succeeded after the window "
+                                f"opened ({e.error})")
+            continue
         if e.error is not None:
             out.warnings.append(
                 f"{name} partly measured: readings failed ({e.error}); "
                 f"energy covers {min(covered_s, duration_s):.2f} s of {duration_s:.2f} s"
             )
-        elif b.error is not None:
-            out.warnings.append(f"{name} partly measured: begin read failed ({b.error})")
         n_err = errors_during[i] if i < len(errors_during) else 0
         if n_err and e.error is None:
             out.warnings.append(f"{name}: {n_err} background read(s) failed during the window")

@@ -143,3 +143,23 @@ def test_a_cell_whose_outputs_are_not_a_list_is_said() -> None:
     found = collect(nb, "nb.ipynb")
     assert found.records == [] and found.problems == [
         "nb.ipynb: cell 0: its 'outputs' is not a list (a damaged notebook); any record there is not read"]
+
+
+def test_a_channel_unread_when_the_window_opened_is_not_measured_nor_charged_the_outage() -> None:
+    # Before: the begin read failed, the last good total (seconds or hours older) stood in, and
+    # the window was charged everything since: 120 J for a 10 J cell after a 6 s outage.
+    ch = Channel("cpu", "package-0", "rapl-counter", "machine")
+    begin = [Reading(100.0, 4.0, "EIO")]  # last good total, read at t=4 s; the window opens at t=10
+    end = [Reading(220.0, 10.5)]
+    out = measure([ch], begin, end, 0.5)
+    assert out.components == []
+    assert out.warnings == ["cpu package-0 (rapl-counter) not measured: it could not be read when "
+                            "the window opened (EIO), and its last good reading is older than the window"]
+
+
+def test_a_channel_with_no_good_read_in_the_window_is_not_a_measured_zero() -> None:
+    ch = Channel("cpu", "package-0", "rapl-counter", "machine")
+    out = measure([ch], [Reading(100.0, 10.0)], [Reading(100.0, 10.0, "EIO")], 1.0)
+    assert out.components == []
+    assert out.warnings == ["cpu package-0 (rapl-counter) not measured: no reading succeeded after "
+                            "the window opened (EIO)"]

@@ -41,6 +41,7 @@ from typing import Any
 
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import (
+    GPU_MAX_W,
     NO_ANOMALIES,
     PLAUSIBLE_SLACK_S,
     Anomalies,
@@ -50,6 +51,7 @@ from nbcarbon.meters.base import (
     PowerIntegrator,
     WrappingCounter,
     joules_text,
+    plausible_power_w,
 )
 
 NO_LIBRARY_NOTE = (
@@ -60,9 +62,6 @@ NO_DRIVER_NOTE = "AMD GPU driver (amdgpu) not loaded; AMD GPU energy not measure
 
 #: PCI vendor id of AMD (ATI) graphics, as ``/sys/class/drm/cardN/device/vendor`` shows it.
 AMD_PCI_VENDOR = "0x1002"
-#: The most one GPU package can draw (MI355X: 1.4 kW): a counter step beyond this, per second
-#: since the last good reading, is a failed reading, not energy.
-GPU_MAX_W = 2000.0
 #: Power readings at or above this are AMD SMI's "unsupported" sentinels (0xFFFF, UINT32_MAX).
 _POWER_SENTINEL_W = 0xFFFF
 #: Preferred first: the firmware's average over its own short window integrates best at the
@@ -325,7 +324,7 @@ class AmdGpuMeter(LockedMeter):
         power_w = power_reading(info, self.power_key) if isinstance(info, Mapping) else None
         if power_w is None:
             raise self._fail(f"AMD SMI gave no {self.power_key.replace('_', ' ')}")
-        self.last_power_w = power_w
+        self.last_power_w = plausible_power_w(power_w, self.channel.device)
         return power_w
 
     def _read(self) -> float:

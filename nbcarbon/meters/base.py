@@ -14,6 +14,8 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
+from nbcarbon.errors import MeterError
+
 #: The Apple Neural Engine is a "gpu" (an accelerator) with device "ane": a new component would
 #: break records read by older nbcarbon versions and the JupyterLab extension (schema 1).
 COMPONENTS = ("cpu", "dram", "gpu", "memory")
@@ -178,6 +180,19 @@ CLOCK_TICK_S = _clock_tick_s()
 #: counter every ~1 ms (not at the instant of the read), and a read's timestamp is taken around
 #: the file read, not inside it. Generous: it only lets through glitches this small.
 PLAUSIBLE_SLACK_S = 0.05
+#: The most any one GPU draws, in watts: an energy step or a power reading beyond it is a bad
+#: read (NVML's 0xFFFFFFFF mW, a firmware glitch), never energy. The largest boards draw about
+#: 1.2 kW (MI355X 1.4 kW); 2 kW leaves room without letting a glitch through.
+GPU_MAX_W = 2000.0
+
+
+def plausible_power_w(power_w: float, device: str, max_w: float = GPU_MAX_W) -> float:
+    """``power_w`` if a device can draw it, else a :class:`MeterError` saying so: the read fails
+    (and is counted as failed) instead of a glitch being integrated into the energy."""
+    if not 0.0 <= power_w <= max_w:  # NaN too
+        raise MeterError(f"{device} gave an implausible power reading ({power_w:.6g} W, outside "
+                         f"0 to {max_w:g} W); skipped")
+    return power_w
 
 
 class WrappingCounter:

@@ -23,11 +23,15 @@ from typing import Any
 
 from nbcarbon.errors import MeterError
 from nbcarbon.meters.base import (
+    GPU_MAX_W,
+    NO_ANOMALIES,
+    Anomalies,
     Channel,
     LibraryHolds,
     LockedMeter,
     PowerIntegrator,
     WrappingCounter,
+    plausible_power_w,
 )
 
 NO_DRIVER_NOTE = "no NVIDIA GPU driver found; GPU energy not measured"
@@ -105,7 +109,9 @@ class NvmlMeter(LockedMeter):
         self.uuid, self.pci_bus_id = gpu_identity(self._nvml, handle)
         try:
             if use_counter:
-                self._counter = WrappingCounter(self._energy_mj(), None, 1e-3)
+                t0 = time.monotonic()
+                self._counter = WrappingCounter(self._energy_mj(), None, 1e-3,
+                                                max_power_w=GPU_MAX_W, t_s=t0)
             else:
                 self._integrator = PowerIntegrator()
                 self._integrator.update(time.monotonic(), self._power_w())
@@ -137,17 +143,24 @@ class NvmlMeter(LockedMeter):
             power_w = self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
         except self._nvml.NVMLError as err:
             raise self._fail(err) from err
-        self.last_power_w = power_w
+        self.last_power_w = plausible_power_w(power_w, self.channel.device)
         return power_w
 
     def _read(self) -> float:
         if self._closed:
             raise MeterError(f"{self.channel.device}: meter closed")
         if self._counter is not None:
-            return self._counter.update(self._energy_mj())
+            t0 = time.monotonic()
+            raw = self._energy_mj()
+            return self._counter.update(raw, t0, time.monotonic())
         assert self._integrator is not None
         power_w = self._power_w()
         return self._integrator.update(time.monotonic(), power_w)
+
+    def anomalies(self) -> Anomalies:
+        """The counter's refused readings and restarts (a driver reload, a GPU reset), so a record
+        says what they cost; the power path refuses bad readings as failed reads instead."""
+        return self._counter.anomalies if self._counter is not None else NO_ANOMALIES
 
     def close(self) -> None:
         with self._lock:

@@ -377,3 +377,17 @@ def test_a_gpu_failing_oddly_while_opening_leaves_no_hold_behind() -> None:
     amdsmi = Odd([FakeAmdGpu(), FakeAmdGpu()])
     assert _open(amdsmi) == ([], ["AMD SMI failed (OverflowError); AMD GPU energy not measured"])
     assert amdsmi.initialised == 0 and amdsmi.shutdown_calls == 1  # gpu0's meter closed too
+
+
+def test_a_power_reading_no_gpu_can_draw_fails_the_read_instead_of_counting() -> None:
+    # Before: one 60,000 W reading between 300 W ones was integrated: 30 kJ for a 1 s window.
+    gpu = FakeAmdGpu(name="AMD Radeon RX 7900 XTX", kind="radeon", has_counter=False, power_w=300.0)
+    (meter,), _ = _open(FakeAmdSmi([gpu], version=(6, 4)))
+    e0 = meter.read()
+    gpu.power_w = 60_000.0
+    with pytest.raises(MeterError,
+                       match=r"gpu0 gave an implausible power reading \(60000 W, outside 0 to 2000 W\)"):
+        meter.read()
+    gpu.power_w = 300.0
+    time.sleep(0.2)
+    assert meter.read() - e0 < 300.0 * 2.0  # the glitch added nothing

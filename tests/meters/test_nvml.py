@@ -156,3 +156,68 @@ def test_identity_from_older_bindings_returning_bytes() -> None:
     nvml = OldBindings([FakeGpu(uuid="GPU-abc")])
     nvml.nvmlInit()
     assert gpu_identity(nvml, 0) == ("GPU-abc", None)
+
+
+class _Glitchy(FakeNvml):
+    """The fake, with one bad value (or a counter restart) at the next read when asked."""
+
+    energy_glitch: int | None = None
+    power_glitch: int | None = None
+    restart_at_mj: int = 0
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        if self.energy_glitch is not None:
+            raw, self.energy_glitch = self.energy_glitch, None
+            return raw
+        return super().nvmlDeviceGetTotalEnergyConsumption(handle) - self.restart_at_mj
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        if self.power_glitch is not None:
+            raw, self.power_glitch = self.power_glitch, None
+            return raw
+        return super().nvmlDeviceGetPowerUsage(handle)
+
+
+def test_an_energy_counter_jump_no_gpu_can_draw_is_refused_and_named() -> None:
+    # Before: one read of 2**40 mJ in a 0.9 s window at 100 W was recorded as 1.1 GJ, no warning.
+    nvml = _Glitchy([FakeGpu(power=100.0)])
+    (meter,), _ = open_gpus(nvml)
+    t0 = time.monotonic()
+    e0 = meter.read()
+    nvml.energy_glitch = 2**40
+    meter.read()
+    assert meter.anomalies().held and meter.anomalies().jumps == 1
+    time.sleep(0.2)
+    e1 = meter.read()
+    t1 = time.monotonic()
+    assert e1 - e0 == pytest.approx(nvml.true_energy_j(0, t0, t1), rel=0.05)
+    assert not meter.anomalies().held
+    meter.close()
+
+
+def test_a_counter_restart_is_named_in_the_anomalies() -> None:
+    # Before: NvmlMeter kept its counter's tally to itself, so a record never said what a GPU
+    # reset cost.
+    nvml = _Glitchy([FakeGpu(power=100.0)])
+    (meter,), _ = open_gpus(nvml)
+    time.sleep(0.4)  # 40 J: the restarted counter stays below it for the rest of the test
+    meter.read()
+    nvml.restart_at_mj = nvml.nvmlDeviceGetTotalEnergyConsumption(0) - 10  # the counter starts again
+    meter.read()
+    time.sleep(0.1)
+    meter.read()
+    assert meter.anomalies().resets == 1
+    meter.close()
+
+
+def test_a_power_reading_no_gpu_can_draw_fails_the_read() -> None:
+    # Before: 0xFFFFFFFF mW (NVML's "unknown") was integrated: 2.1 MJ in a 1 s window.
+    nvml = _Glitchy([FakeGpu(name=b"Tesla P100-PCIE-16GB", power=100.0, has_counter=False)])
+    (meter,), _ = open_gpus(nvml)
+    e0 = meter.read()
+    nvml.power_glitch = 0xFFFFFFFF
+    with pytest.raises(MeterError, match="gpu0 gave an implausible power reading"):
+        meter.read()
+    time.sleep(0.2)
+    assert meter.read() - e0 < 100.0 * 1.0
+    meter.close()
