@@ -213,6 +213,7 @@ class Session:
         self._next_reprobe = 0.0
         self.reprobe_every_s = REPROBE_EVERY_S
         self._reprobe_wanted = False  # RAPL counters were found unreadable: look again later
+        self._unread: tuple[str, ...] = ()  # warnings naming zones found but unreadable
         #: How often the sampler wakes between windows (``None``: always at the full rate).
         self.idle_interval_s: float | None = IDLE_INTERVAL_S
         self._watchers = 0  # keep_awake() holds (a dashboard shown), kept across re-probes
@@ -252,6 +253,12 @@ class Session:
     def _new_sampler(self, found: ProbeResult) -> Sampler:
         """A sampler on ``found``'s meters, holding the full rate for what asks for it now."""
         self._reprobe_wanted = any(n.startswith("RAPL") for n in found.notes)
+        # Zones found but not readable when probed (EIO, an empty file: not permission, which
+        # the model's method already says): every record names what it is missing, not only
+        # %carbon status, until a re-probe reads them.
+        self._unread = tuple(f"{n}; its energy is not in this record (looked at again every "
+                             f"{self.reprobe_every_s:g} s)"
+                             for n in found.notes if n.startswith("RAPL zone "))
         sampler = Sampler(found.meters, self.settings.interval_s,
                           idle_interval_s=self.idle_interval_s, shares=found.shares)
         for _ in range(len(self._open) + self._watchers):
@@ -504,6 +511,8 @@ class Session:
         else:
             live_region, live_warnings = self._price_live(window, duration_s)
         extra = list(warnings)
+        if self._unread:
+            extra.extend(self._unread)
         with self._lock:
             parent_end = self._closed_at.get(window.parent_id) if window.parent_id else None
             if parent_end is not None and t1_s > parent_end + 0.001:

@@ -105,3 +105,23 @@ def test_a_failing_listener_costs_a_notice_not_the_other_listeners_turn(tmp_path
     notices = s.take_notices()
     assert len(notices) == 2 and all("ValueError: refused)" in n for n in notices), notices
     assert "on a new record" in notices[0] and "on re-pricing" in notices[1]
+
+
+def test_a_zone_unreadable_at_start_is_named_in_every_record_until_it_reads(tmp_path: Path) -> None:
+    # Before: a package whose counter held no number at probe time (EIO, an empty file) vanished
+    # from the records without a word: half the CPU missing from every cell, said only in status.
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, 10.0)
+    fake.add_package(1, 10.0)
+    fake.garbage("intel-rapl:1")
+    s = session(tmp_path, None)
+    s.reprobe_every_s = 0.0
+    fp = s.end(s.begin())
+    assert [c.device for c in fp.components if c.component == "cpu"] == ["package-0"]
+    assert any(w.startswith("RAPL zone intel-rapl:1 (package-1) could not be read: the counter "
+                            "file holds no number; its energy is not in this record") for w in fp.warnings)
+    fake.restore("intel-rapl:1")
+    fp = s.end(s.begin())  # read again between windows, and measured from here on
+    s.close()
+    assert sorted(c.device for c in fp.components if c.component == "cpu") == ["package-0", "package-1"]
+    assert not any("could not be read" in w for w in fp.warnings)
