@@ -18,11 +18,10 @@ from nbcarbon import api
 from nbcarbon.api import Tracker
 from nbcarbon.errors import SettingsError
 from nbcarbon.footprint import Footprint
-from nbcarbon.meters.base import Channel, Meter
-from nbcarbon.meters.probe import ProbeResult
 from nbcarbon.notebook import NotebookError, load_records
 from nbcarbon.session import Session
 from nbcarbon.settings import Settings
+from tests.fakes.counter import CounterMeter, counted_session
 
 SCRIPT = """
 import json, sys, time
@@ -118,21 +117,10 @@ def test_a_bad_pue_given_to_track_names_the_parameter_as_written_there() -> None
 
 
 # -- one tracker entered many times, decorators, labels ------------------------------------------
-class _Counter(Meter):
-    channel = Channel("cpu", "package-0", "rapl-counter", "machine")
-
-    def __init__(self) -> None:
-        self.total_j = 0.0
-
-    def read(self) -> float:
-        return self.total_j
-
-
 @pytest.fixture
-def counted() -> Iterator[tuple[Session, _Counter]]:
-    meter = _Counter()
-    s = Session(Settings(interval_s=0.05), {"NBCARBON_REGION": "SE"},
-                probe_fn=lambda root, nvml=None: ProbeResult([meter]))
+def counted() -> Iterator[tuple[Session, CounterMeter]]:
+    meter = CounterMeter()
+    s = counted_session(meter)
     yield s, meter
     s.close()
 

@@ -19,24 +19,12 @@ import pytest
 from nbcarbon.errors import RegionError
 from nbcarbon.intensity import lookup
 from nbcarbon.loops import BudgetWarning, epochs
-from nbcarbon.meters.base import Channel, Meter
-from nbcarbon.meters.probe import ProbeResult
 from nbcarbon.session import Session
-from nbcarbon.settings import Settings
 from tests.conftest import kernel_env, run_cells
+from tests.fakes.counter import CounterMeter, counted_session
 
 KWH = 3.6e6
 SE = lookup("SE").g_per_kwh
-
-
-class CounterMeter(Meter):
-    channel = Channel("cpu", "package-0", "rapl-counter", "machine")
-
-    def __init__(self) -> None:
-        self.total_j = 0.0
-
-    def read(self) -> float:
-        return self.total_j
 
 
 @pytest.fixture
@@ -46,8 +34,7 @@ def meter() -> CounterMeter:
 
 @pytest.fixture
 def session(meter: CounterMeter) -> Iterator[Session]:
-    s = Session(Settings(interval_s=0.05), {"NBCARBON_REGION": "SE"},
-                probe_fn=lambda root, nvml=None: ProbeResult([meter]))
+    s = counted_session(meter)
     yield s
     s.close()
 
