@@ -197,15 +197,18 @@ def test_an_energy_counter_jump_no_gpu_can_draw_is_refused_and_named() -> None:
 
 def test_a_counter_restart_is_named_in_the_anomalies() -> None:
     # Before: NvmlMeter kept its counter's tally to itself, so a record never said what a GPU
-    # reset cost.
-    nvml = _Glitchy([FakeGpu(power=100.0)])
+    # reset cost. The fake's clock is stepped by hand: the restarted counter stays below the
+    # last good value however slowly this machine runs the test.
+    now = [0.0]
+    nvml = _Glitchy([FakeGpu(power=100.0)], clock=lambda: now[0])
     (meter,), _ = open_gpus(nvml)
-    time.sleep(0.4)  # 40 J: the restarted counter stays below it for the rest of the test
-    meter.read()
-    nvml.restart_at_mj = nvml.nvmlDeviceGetTotalEnergyConsumption(0) - 10  # the counter starts again
-    meter.read()
-    time.sleep(0.1)
-    meter.read()
+    now[0] = 0.4
+    meter.read()  # 40 J
+    nvml.restart_at_mj = nvml.nvmlDeviceGetTotalEnergyConsumption(0)  # the counter starts again
+    now[0] = 0.41
+    meter.read()  # 1 J: below the last good value, kept as a candidate
+    now[0] = 0.5
+    meter.read()  # 10 J: on from the candidate, a restart
     assert meter.anomalies().resets == 1
     meter.close()
 
